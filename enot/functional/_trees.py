@@ -1,0 +1,97 @@
+"""Splitting a search space into explicit pytrees and the pure forward of one path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import torch
+from torch import nn
+
+from enot.functional import _layout
+
+__all__ = ["ApplyFn", "SearchSpaceTrees", "combine", "make_apply", "split"]
+
+
+class SearchSpaceLike(Protocol):
+    """What the functional core asks of a search space (``enot.models.SearchSpaceModel`` has it)."""
+
+    layout: _layout.SearchSpaceLayout
+
+    def selected(self, architecture: Sequence[int]) -> Any: ...
+    def architecture_parameters(self) -> Any: ...
+
+
+class SearchSpaceTrees(NamedTuple):
+    """The state of a search space as three pytrees.
+
+    Attributes:
+        params: Weights, ``{name: tensor}`` with the names of ``search_space.named_parameters()``.
+        buffers: Buffers (batch-norm statistics...), ``{name: tensor}``.
+        logits: Architecture logits, one 1-D tensor per container.
+    """
+
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    logits: tuple[torch.Tensor, ...]
+
+
+# ``apply(params, buffers, architecture, *args, **kwargs) -> (output, new_buffers)``
+ApplyFn = Callable[..., tuple[Any, dict[str, torch.Tensor]]]
+
+
+def split(search_space: nn.Module, *, copy: bool = True) -> SearchSpaceTrees:
+    """Splits ``search_space`` into weights, buffers and architecture logits.
+
+    Args:
+        search_space: A ``SearchSpaceModel``.
+        copy: Clone the tensors (default), so later in-place changes to the module do not reach
+            the trees; ``False`` returns detached views that share storage with the module.
+    """
+    logit_ids = {id(p) for p in search_space.architecture_parameters()}
+    take = (lambda t: t.detach().clone()) if copy else (lambda t: t.detach())
+    params = {n: take(p) for n, p in search_space.named_parameters() if id(p) not in logit_ids}
+    buffers = {n: take(b) for n, b in search_space.named_buffers()}
+    logits = tuple(take(p) for p in search_space.architecture_parameters())
+    return SearchSpaceTrees(params, buffers, logits)
+
+
+@torch.no_grad()
+def combine(search_space: nn.Module, trees: SearchSpaceTrees) -> None:
+    """Writes ``trees`` back into ``search_space`` in place (the stateful counterpart of :func:`split`)."""
+    named = dict(search_space.named_parameters())
+    named.update(search_space.named_buffers())
+    for name, value in {**trees.params, **trees.buffers}.items():
+        named[name].copy_(value)
+    for param, value in zip(search_space.architecture_parameters(), trees.logits):
+        param.copy_(value)
+
+
+def make_apply(search_space: SearchSpaceLike) -> ApplyFn:
+    """Returns the pure forward of one path of ``search_space``.
+
+    ``apply(params, buffers, architecture, *args, **kwargs)`` runs the model with ``architecture``
+    selected through ``torch.func.functional_call``, using the given weights and buffers, and
+    returns ``(output, new_buffers)``: the buffers the forward updated in place (batch-norm
+    statistics in training mode) are cloned first, so the inputs are never mutated.  Weights or
+    buffers missing from the trees fall back to the module's own (only those off the path may be
+    missing).
+    """
+    layout = search_space.layout
+
+    def apply(
+        params: Mapping[str, torch.Tensor],
+        buffers: Mapping[str, torch.Tensor],
+        architecture: Sequence[int],
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[Any, dict[str, torch.Tensor]]:
+        on_path = set(_layout.path_names(layout, architecture))
+        new_buffers = {n: (b.clone() if n in on_path else b) for n, b in buffers.items()}
+        with search_space.selected(architecture):
+            output = torch.func.functional_call(
+                search_space, {**params, **new_buffers}, args, kwargs, strict=False
+            )
+        return output, new_buffers
+
+    return apply

@@ -1,0 +1,16 @@
+"""Search spaces: `SearchVariantsContainer`, `SearchSpaceModel`, ready-made searchable ops, builders."""
+
+from enot.models._container import SearchVariantsContainer
+from enot.models._ops import SearchableFuseableSkipConv, SearchableMobileInvertedBottleneck
+from enot.models._search_space import SearchSpaceModel
+from enot.models.mobilenet import MobileNetBaseHead, MobileNetBaseStem, build_mobilenet
+
+__all__ = sorted([
+    "MobileNetBaseHead",
+    "MobileNetBaseStem",
+    "SearchSpaceModel",
+    "SearchVariantsContainer",
+    "SearchableFuseableSkipConv",
+    "SearchableMobileInvertedBottleneck",
+    "build_mobilenet",
+])

@@ -1,0 +1,74 @@
+"""`SearchVariantsContainer`: one choice block of a search space."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["SearchVariantsContainer"]
+
+# Signature of the hook a search optimizer installs on a container while it estimates architecture
+# gradients: ``hook(container, output, args, kwargs) -> output``.
+ContainerHook = Callable[["SearchVariantsContainer", torch.Tensor, tuple, dict], torch.Tensor]
+
+
+class SearchVariantsContainer(nn.Module):
+    """Holds the candidate operations of one choice block.
+
+    Every candidate takes the same inputs and returns outputs of the same shape; only the selected
+    one runs in :meth:`forward`.
+
+    Args:
+        search_variants: The candidate operations (``nn.Module`` instances, at least one).
+        default_operation_index: The candidate selected until an architecture is sampled.
+
+    Raises:
+        ValueError: If ``search_variants`` is empty or the default index is out of range.
+        TypeError: If a candidate is not an ``nn.Module``.
+    """
+
+    def __init__(self, search_variants: Iterable[nn.Module], default_operation_index: int = 0) -> None:
+        super().__init__()
+        if isinstance(search_variants, nn.Module) and not isinstance(search_variants, nn.ModuleList):
+            raise TypeError(
+                "SearchVariantsContainer expects an iterable of nn.Module candidates, got a single "
+                f"{type(search_variants).__name__}; wrap it in a list"
+            )
+        variants = list(search_variants)
+        if not variants:
+            raise ValueError("SearchVariantsContainer got an empty list of search variants; give at least one")
+        for i, variant in enumerate(variants):
+            if not isinstance(variant, nn.Module):
+                raise TypeError(
+                    f"SearchVariantsContainer candidate {i} is a {type(variant).__name__}, not an nn.Module"
+                )
+        if isinstance(default_operation_index, bool) or not isinstance(default_operation_index, int):
+            raise TypeError(
+                f"SearchVariantsContainer default_operation_index must be an int, got {default_operation_index!r}"
+            )
+        if not 0 <= default_operation_index < len(variants):
+            raise ValueError(
+                f"SearchVariantsContainer default_operation_index={default_operation_index} is out of range "
+                f"for {len(variants)} candidates (allowed: 0..{len(variants) - 1})"
+            )
+        self.search_variants = nn.ModuleList(variants)
+        self.default_operation_index = default_operation_index
+        self.active_index = default_operation_index
+        self._hook: ContainerHook | None = None
+
+    @property
+    def n_choices(self) -> int:
+        """Number of candidate operations."""
+        return len(self.search_variants)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.search_variants[self.active_index](*args, **kwargs)
+        if self._hook is not None:
+            output = self._hook(self, output, args, kwargs)
+        return output
+
+    def extra_repr(self) -> str:
+        return f"n_choices={self.n_choices}, active_index={self.active_index}"

@@ -1,0 +1,228 @@
+"""`SearchSpaceModel`: a user model whose `SearchVariantsContainer`s define a space of architectures."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from enot.functional import _layout as layout_lib
+from enot.functional import _sampling as sampling_lib
+from enot.models._container import SearchVariantsContainer
+
+__all__ = ["SearchSpaceModel"]
+
+
+class SearchSpaceModel(nn.Module):
+    """Wraps a model that contains :class:`SearchVariantsContainer` modules anywhere in its tree.
+
+    The weights stay in ``original_model``; the architecture logits (one 1-D parameter per
+    container, its length the container's number of candidates) live in ``architecture_logits``.
+    An architecture is a ``list[int]`` with one candidate index per container, in the order of
+    :attr:`search_variants_containers` (module-tree order).
+
+    Args:
+        original_model: The user's model.
+        **kwargs: Reserved; any keyword is rejected.
+
+    Raises:
+        TypeError: If ``original_model`` is not an ``nn.Module``.
+        ValueError: If a keyword argument is given or the model holds no container.
+    """
+
+    def __init__(self, original_model: nn.Module, **kwargs: Any) -> None:
+        super().__init__()
+        if kwargs:
+            raise ValueError(f"SearchSpaceModel got unknown keyword arguments {sorted(kwargs)}; it takes none")
+        if not isinstance(original_model, nn.Module):
+            raise TypeError(f"SearchSpaceModel expects an nn.Module, got {type(original_model).__name__}")
+        if isinstance(original_model, SearchSpaceModel):
+            raise TypeError("SearchSpaceModel got a SearchSpaceModel; wrap the user model only once")
+        self.original_model = original_model
+        named = [
+            (name, module)
+            for name, module in original_model.named_modules()
+            if isinstance(module, SearchVariantsContainer)
+        ]
+        if not named:
+            raise ValueError(
+                "SearchSpaceModel found no SearchVariantsContainer in the model; put the candidate "
+                "operations of each choice block into a SearchVariantsContainer"
+            )
+        self._container_names = tuple(f"original_model.{name}" for name, _ in named)
+        self._containers = tuple(module for _, module in named)
+        param = next(original_model.parameters(), None)
+        device = param.device if param is not None else None
+        self.architecture_logits = nn.ParameterList(
+            nn.Parameter(torch.zeros(c.n_choices, device=device)) for c in self._containers
+        )
+        self._layout = layout_lib.build_layout(self, self._container_names)
+        self._output_distribution_optimized = False
+        self._latency_container = None  # set by enot.latency
+
+    # ----------------------------------------------------------------------------------- structure
+    @property
+    def search_variants_containers(self) -> list[SearchVariantsContainer]:
+        """The containers, in module-tree order; an architecture indexes them in this order."""
+        return list(self._containers)
+
+    @property
+    def layout(self) -> layout_lib.SearchSpaceLayout:
+        """Static description of the space for :mod:`enot.functional`."""
+        return self._layout
+
+    def model_parameters(self) -> Iterator[nn.Parameter]:
+        """The weights: every parameter except the architecture logits."""
+        return self.original_model.parameters()
+
+    def architecture_parameters(self) -> Iterator[nn.Parameter]:
+        """The architecture logits, one 1-D tensor per container."""
+        return iter(self.architecture_logits)
+
+    # ------------------------------------------------------------------------------ architectures
+    def _normalize(self, architecture: Sequence[int] | Sequence[Sequence[int]]) -> list[int]:
+        flat = []
+        for item in architecture:
+            if isinstance(item, (list, tuple)):
+                if len(item) != 1:
+                    raise ValueError(f"old-style architecture entries hold one index each, got {item!r}")
+                item = item[0]
+            if isinstance(item, torch.Tensor):
+                item = int(item)
+            flat.append(item)
+        return layout_lib.validate_architecture(self.layout.n_choices, flat, self._container_names)
+
+    def sample(self, forward_indices: Sequence[int] | Sequence[Sequence[int]]) -> None:
+        """Selects an architecture.
+
+        Args:
+            forward_indices: One candidate index per container (``[[i], [j], ...]`` also accepted).
+
+        Raises:
+            ValueError: On a wrong length or an index out of range (naming the container).
+        """
+        architecture = self._normalize(forward_indices)
+        for container, index in zip(self._containers, architecture):
+            container.active_index = index
+
+    @contextlib.contextmanager
+    def selected(self, architecture: Sequence[int]) -> Iterator[None]:
+        """Context manager: select ``architecture`` inside, restore the previous one after."""
+        previous = self.forward_architecture
+        self.sample(architecture)
+        try:
+            yield
+        finally:
+            self.sample(previous)
+
+    def sample_random_arch(self, generator: torch.Generator | None = None) -> list[int]:
+        """Selects and returns an architecture drawn uniformly at random."""
+        architecture = [
+            int(torch.randint(n, (), generator=generator)) for n in self.layout.n_choices
+        ]
+        self.sample(architecture)
+        return architecture
+
+    def sample_best_arch(self) -> list[int]:
+        """Selects and returns the most probable candidate of every container."""
+        architecture = self.best_architecture_int
+        self.sample(architecture)
+        return architecture
+
+    @property
+    def forward_architecture(self) -> list[int]:
+        """The selected architecture."""
+        return [c.active_index for c in self._containers]
+
+    @property
+    def best_architecture_int(self) -> list[int]:
+        """The candidate of highest probability in every container (lowest index on ties)."""
+        return sampling_lib.best_architecture(tuple(self.architecture_logits))
+
+    @property
+    def architecture_probabilities(self) -> list[torch.Tensor]:
+        """Softmax of each container's logits (detached)."""
+        return [torch.softmax(p.detach(), dim=0) for p in self.architecture_logits]
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Runs the user model with the selected architecture."""
+        return self.original_model(*args, **kwargs)
+
+    # --------------------------------------------------------------------------------- extraction
+    def get_network_by_indexes(self, indices: Sequence[int] | Sequence[Sequence[int]]) -> nn.Module:
+        """Returns a plain ``nn.Module`` (no ``enot`` class inside) for one architecture.
+
+        It holds copies of the shared weights and buffers on that path and, in ``eval()``, computes
+        the same outputs as the search space with that architecture selected.
+        """
+        from enot.utils._portable import make_portable  # local: utils builds on models
+
+        architecture = self._normalize(indices)
+        chosen = dict(zip(self._containers, architecture))
+        model = _copy_without_containers(self.original_model, chosen)
+        return make_portable(model)
+
+    def get_network_with_best_arch(self) -> nn.Module:
+        """:meth:`get_network_by_indexes` of :attr:`best_architecture_int`."""
+        return self.get_network_by_indexes(self.best_architecture_int)
+
+    # ------------------------------------------------------------------ output distribution init
+    @property
+    def output_distribution_optimization_enabled(self) -> bool:
+        """Whether :meth:`initialize_output_distribution_optimization` has run."""
+        return self._output_distribution_optimized
+
+    def initialize_output_distribution_optimization(self, *args: Any, **kwargs: Any) -> None:
+        """Data-dependent initialisation so that every path is a sensible network from step one.
+
+        Runs the model on the sample batch ``(*args, **kwargs)`` and, container by container in
+        module-tree order (earlier containers on their default candidate), rescales each candidate's
+        last affine layer so that its output has the standard deviation of the container's input
+        (or, when shapes differ, the mean over candidates).
+
+        Raises:
+            RuntimeError: If called a second time.
+        """
+        if self._output_distribution_optimized:
+            raise RuntimeError(
+                "initialize_output_distribution_optimization was already called on this search space; "
+                "it runs once, before pretraining"
+            )
+        from enot.models._output_distribution import match_output_distributions
+
+        match_output_distributions(self, args, kwargs)
+        self._output_distribution_optimized = True
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):  # noqa: ANN001
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "_output_distribution_optimized"] = torch.tensor(
+            self._output_distribution_optimized
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        key = prefix + "_output_distribution_optimized"
+        if key in state_dict:
+            self._output_distribution_optimized = bool(state_dict.pop(key))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _copy_without_containers(module: nn.Module, chosen: dict[nn.Module, int]) -> nn.Module:
+    """Deep copy of ``module`` in which every container is replaced by its chosen candidate."""
+    if isinstance(module, SearchVariantsContainer):
+        return _copy_without_containers(module.search_variants[chosen[module]], chosen)
+    if not any(isinstance(m, SearchVariantsContainer) for m in module.modules()):
+        return copy.deepcopy(module)
+    children = dict(module._modules)
+    # Copy the shell without the children, then put converted copies of the children back.
+    module._modules = {}
+    try:
+        shell = copy.deepcopy(module)
+    finally:
+        module._modules = children
+    for name, child in children.items():
+        shell._modules[name] = None if child is None else _copy_without_containers(child, chosen)
+    return shell
