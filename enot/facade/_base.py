@@ -1,0 +1,169 @@
+"""`BaseEnotOptimizer`: what every phase's stateful optimizer shares."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["BaseEnotOptimizer", "check_options"]
+
+Closure = Callable[[], Any]
+
+
+def check_options(cls_name: str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Raises ``ValueError`` naming every option not in ``allowed``."""
+    allowed = sorted(allowed)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{cls_name} got unknown options {unknown}; allowed options: {allowed or 'none'}")
+
+
+class BaseEnotOptimizer(torch.optim.Optimizer):
+    """Wraps the user's ``torch.optim.Optimizer``, which performs every parameter update.
+
+    It subclasses ``torch.optim.Optimizer`` (so PyTorch's learning-rate schedulers accept it) and
+    exposes the wrapped optimizer's ``param_groups``, ``state`` and ``defaults``, so
+    ``torch.optim.lr_scheduler`` classes and ``torch.amp.GradScaler.step(enot_optimizer)`` work.
+
+    Subclasses implement :meth:`_run_closure` (what one ``model_step`` does around the user's closure).
+
+    Raises:
+        TypeError: If ``model`` is not an ``nn.Module`` or ``optimizer`` not a ``torch.optim.Optimizer``.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        # torch.optim.Optimizer.__init__ is not called: the parameters belong to the wrapped optimizer.
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{type(self).__name__} expects an nn.Module model, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer) or isinstance(optimizer, BaseEnotOptimizer):
+            raise TypeError(
+                f"{type(self).__name__} expects a torch.optim.Optimizer to wrap, got {type(optimizer).__name__}"
+            )
+        self._model = model
+        self._optimizer = optimizer
+        self._pending = False  # gradients accumulated by model_step and not yet applied by step
+        self._step_count = 0
+        self._optimizer_step_pre_hooks: dict = OrderedDict()
+        self._optimizer_step_post_hooks: dict = OrderedDict()
+        self._optimizer_state_dict_pre_hooks: dict = OrderedDict()
+        self._optimizer_state_dict_post_hooks: dict = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks: dict = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks: dict = OrderedDict()
+
+    # ------------------------------------------------------------------- the wrapped optimizer
+    @property
+    def model(self) -> nn.Module:
+        """Model passed to the constructor."""
+        return self._model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The wrapped user optimizer."""
+        return self._optimizer
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """``param_groups`` of the wrapped optimizer (schedulers and gradient scalers edit them)."""
+        return self._optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, value: list[dict[str, Any]]) -> None:
+        self._optimizer.param_groups = value
+
+    @property
+    def state(self) -> Any:  # type: ignore[override]
+        """``state`` of the wrapped optimizer."""
+        return self._optimizer.state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._optimizer.state = value
+
+    @property
+    def defaults(self) -> dict[str, Any]:  # type: ignore[override]
+        """``defaults`` of the wrapped optimizer."""
+        return self._optimizer.defaults
+
+    @defaults.setter
+    def defaults(self, value: dict[str, Any]) -> None:
+        self._optimizer.defaults = value
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Calls ``add_param_group`` of the wrapped optimizer."""
+        self._optimizer.add_param_group(param_group)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Calls ``state_dict`` of the wrapped optimizer and returns the result."""
+        return self._optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Calls ``load_state_dict`` of the wrapped optimizer."""
+        self._optimizer.load_state_dict(state_dict)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Calls ``zero_grad`` of the wrapped optimizer; pending accumulated gradients are dropped."""
+        self._optimizer.zero_grad(set_to_none=set_to_none)
+        self._pending = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._optimizer!r})"
+
+    # ------------------------------------------------------------------------------ stepping
+    def _run_closure(self, closure: Closure) -> Any:
+        """Runs one gradient accumulation (subclasses add sampling, estimators...)."""
+        return closure()
+
+    def _apply(self) -> None:
+        """Applies the accumulated gradients (the wrapped optimizer's ``step``)."""
+        self._optimizer.step()
+
+    def model_step(self, closure: Closure) -> Any:
+        """Performs a gradient accumulation step: runs ``closure`` (forward + ``loss.backward()``).
+
+        Call it once per batch of a larger "ghost batch", then :meth:`step` without arguments.
+
+        Returns:
+            The closure's result (a loss tensor, a float or ``None``).
+        """
+        if not callable(closure):
+            raise TypeError(f"model_step expects a callable closure, got {type(closure).__name__}")
+        result = self._run_closure(closure)
+        self._pending = True
+        return result
+
+    def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
+        """Performs a single optimization step (parameter update by the wrapped optimizer).
+
+        ``step(closure)`` equals ``model_step(closure)`` followed by ``step()``.
+
+        Raises:
+            RuntimeError: If a closure is given while gradients from ``model_step`` are pending.
+        """
+        result = None
+        if closure is not None:
+            if self._pending:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step got a closure while gradients accumulated by model_step are "
+                    "pending; call step() without a closure to apply them"
+                )
+            result = self.model_step(closure)
+        self._apply()
+        self._pending = False
+        self._step_count += 1
+        return result
+
+
+def finite_or_raise(result: Any, what: str) -> None:
+    """Raises ``FloatingPointError`` if ``result`` is a loss that is NaN or infinite."""
+    if isinstance(result, torch.Tensor):
+        finite = bool(torch.isfinite(result.detach()).all())
+    elif isinstance(result, (float, int)):
+        finite = bool(torch.isfinite(torch.tensor(float(result))))
+    else:
+        return
+    if not finite:
+        raise FloatingPointError(f"{what}: the closure returned a non-finite loss ({result!r})")

@@ -1,0 +1,90 @@
+"""`EnotPretrainOptimizer`: trains the shared weights of a search space, one sampled path at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from enot import functional as F
+from enot.facade._base import BaseEnotOptimizer, Closure, check_options, finite_or_raise
+from enot.models import SearchSpaceModel
+
+__all__ = ["EnotPretrainOptimizer"]
+
+_OPTIONS = ("sampler", "seed")
+
+
+class EnotPretrainOptimizer(BaseEnotOptimizer):
+    """ENOT optimizer for the pretrain phase.
+
+    Every :meth:`model_step` samples new architectures from the optimizer's random key
+    (``enot.functional.next_architectures``), selects each in the search space and runs the closure
+    once per architecture, so gradients accumulate on the sampled paths only; :meth:`step` lets the
+    wrapped optimizer update the parameters that received a gradient.  Parameters off the path keep
+    ``.grad is None``, so ``torch.optim`` leaves them and their state untouched.
+
+    Args:
+        search_space: Search space model to optimize.
+        optimizer: PyTorch optimizer that performs the updates (over ``search_space.model_parameters()``).
+        check_recommended_optimizations: Refuse to step before
+            ``search_space.initialize_output_distribution_optimization`` was called.
+        **options: ``sampler``: ``"uniform"`` (default: one path per ``model_step``) or ``"fair"``
+            (strict fairness: ``max(n_choices)`` paths per ``model_step``, every candidate trained);
+            ``seed``: integer seed of the architecture sampler (default 0).
+
+    Raises:
+        TypeError: If ``search_space`` is not a ``SearchSpaceModel`` or ``optimizer`` not a ``torch.optim.Optimizer``.
+        ValueError: On an unknown option or a bad option value.
+    """
+
+    def __init__(
+        self,
+        search_space: SearchSpaceModel,
+        optimizer: torch.optim.Optimizer,
+        check_recommended_optimizations: bool = True,
+        **options: Any,
+    ) -> None:
+        if not isinstance(search_space, SearchSpaceModel):
+            raise TypeError(
+                f"EnotPretrainOptimizer expects a SearchSpaceModel, got {type(search_space).__name__}; "
+                "wrap your model with enot.models.SearchSpaceModel"
+            )
+        check_options(type(self).__name__, options, _OPTIONS)
+        super().__init__(search_space, optimizer)
+        sampler = options.get("sampler", "uniform")
+        if sampler not in F.SAMPLERS:
+            raise ValueError(f"EnotPretrainOptimizer sampler must be one of {F.SAMPLERS}, got {sampler!r}")
+        self._sampler = sampler
+        self._key = F.key(options.get("seed", 0))
+        self.check_recommended_optimizations = bool(check_recommended_optimizations)
+        self.last_architectures: list[list[int]] = []
+
+    @property
+    def search_space(self) -> SearchSpaceModel:
+        """Search space model passed to the constructor."""
+        return self._model  # type: ignore[return-value]
+
+    def _run_closure(self, closure: Closure) -> Any:
+        if self.check_recommended_optimizations and not self.search_space.output_distribution_optimization_enabled:
+            raise RuntimeError(
+                "EnotPretrainOptimizer: call search_space.initialize_output_distribution_optimization(sample_inputs) "
+                "once before pretraining (or pass check_recommended_optimizations=False)"
+            )
+        self._key, architectures = F.next_architectures(self._key, self.search_space.layout.n_choices, self._sampler)
+        results = []
+        for architecture in architectures:
+            self.search_space.sample(architecture)
+            result = closure()
+            try:
+                finite_or_raise(result, f"pretrain step {self._step_count}, architecture {architecture}")
+            except FloatingPointError as error:
+                self.zero_grad()
+                raise FloatingPointError(f"{error}; the accumulated gradients were dropped, weights not updated") from None
+            results.append(result)
+        self.last_architectures = architectures
+        if len(results) == 1:
+            return results[0]
+        if all(isinstance(r, torch.Tensor) for r in results):
+            return torch.stack([r.detach() for r in results]).mean()
+        return results[-1]
