@@ -4,6 +4,21 @@ Weights, buffers, architecture logits, optimizer state and random keys are expli
 results; nothing is mutated and nothing is global.  See ``docs/design.md`` and ``docs/functional.md``.
 """
 
+from enot.functional._latency import (
+    LatencyDistribution,
+    LatencyTable,
+    architecture_latency,
+    enumerate_latencies,
+    expected_latency,
+    latency_distribution,
+    latency_table,
+    max_latency,
+    max_latency_architecture,
+    mean_latency,
+    median_latency,
+    min_latency,
+    min_latency_architecture,
+)
 from enot.functional._layout import SearchSpaceLayout, path_names, select, validate_architecture
 from enot.functional._optim import AdamState, Optimizer, SGDState, adam, adamw, sgd
 from enot.functional._pretrain import (
@@ -26,6 +41,8 @@ from enot.functional._trees import ApplyFn, SearchSpaceTrees, combine, make_appl
 __all__ = sorted([
     "SAMPLERS",
     "AdamState",
+    "LatencyDistribution",
+    "LatencyTable",
     "ApplyFn",
     "Optimizer",
     "PretrainState",
@@ -34,14 +51,25 @@ __all__ = sorted([
     "SearchSpaceTrees",
     "adam",
     "adamw",
+    "architecture_latency",
     "best_architecture",
     "categorical_architecture",
     "combine",
+    "enumerate_latencies",
+    "expected_latency",
     "fair_architectures",
     "fold_in",
     "generator",
     "key",
+    "latency_distribution",
+    "latency_table",
     "make_apply",
+    "max_latency",
+    "max_latency_architecture",
+    "mean_latency",
+    "median_latency",
+    "min_latency",
+    "min_latency_architecture",
     "next_architectures",
     "path_gradients",
     "path_names",

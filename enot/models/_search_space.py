@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from enot.functional import _latency as latency_math
 from enot.functional import _layout as layout_lib
 from enot.functional import _sampling as sampling_lib
 from enot.models._container import SearchVariantsContainer
@@ -170,6 +171,76 @@ class SearchSpaceModel(nn.Module):
         """:meth:`get_network_by_indexes` of :attr:`best_architecture_int`."""
         return self.get_network_by_indexes(self.best_architecture_int)
 
+    # ------------------------------------------------------------------ latency (enot.latency)
+    # Begin latency section: members over the applied SearchSpaceLatencyContainer.
+    @property
+    def latency_type(self) -> str | None:
+        """Type of the applied latency container (``'mmac'``, ``'time'``, ...), ``None`` before."""
+        return None if self._latency_container is None else self._latency_container.latency_type
+
+    @property
+    def constant_latency(self) -> float:
+        """Latency of everything outside the containers.
+
+        Raises:
+            RuntimeError: If no latency container is applied.
+        """
+        return self.get_latency_container().constant_latency
+
+    @property
+    def forward_latency(self) -> torch.Tensor:
+        """Latency of the selected architecture (0-d tensor, the logits' dtype and device).
+
+        Raises:
+            RuntimeError: If no latency container is applied.
+        """
+        return latency_math.architecture_latency(self.forward_architecture, self._latency_table())
+
+    @property
+    def loss_latency_expectation(self) -> torch.Tensor:
+        """Expected latency under the current architecture probabilities (0-d tensor).
+
+        ``constant + sum_c softmax(logits_c) . latencies_c``; differentiable with respect to
+        :meth:`architecture_parameters`.
+
+        Raises:
+            RuntimeError: If no latency container is applied.
+        """
+        return latency_math.expected_latency(tuple(self.architecture_logits), self._latency_table())
+
+    def get_latency_container(self) -> Any:
+        """The applied :class:`enot.latency.SearchSpaceLatencyContainer`.
+
+        Raises:
+            RuntimeError: If none is applied (call ``enot.latency.initialize_latency`` or
+                :meth:`apply_latency_container` first).
+        """
+        if self._latency_container is None:
+            raise RuntimeError(
+                "this search space has no latency; call enot.latency.initialize_latency(latency_type, "
+                "search_space, inputs) or search_space.apply_latency_container(container) first"
+            )
+        return self._latency_container
+
+    def apply_latency_container(self, container: Any) -> None:
+        """Uses ``container`` as this search space's latency table.
+
+        Raises:
+            TypeError: If ``container`` is not a ``SearchSpaceLatencyContainer``.
+            ValueError: If its container count or candidate counts differ from this search space's.
+        """
+        from enot.latency._container import SearchSpaceLatencyContainer  # local: latency builds on models
+
+        if not isinstance(container, SearchSpaceLatencyContainer):
+            raise TypeError(f"apply_latency_container expects a SearchSpaceLatencyContainer, got {type(container).__name__}")
+        container.check_matches(self.layout.n_choices, self.layout.container_names)
+        self._latency_container = container
+
+    def _latency_table(self) -> latency_math.LatencyTable:
+        logits = self.architecture_logits[0]
+        return self.get_latency_container().table(dtype=logits.dtype, device=logits.device)
+
+    # End latency section.
     # ------------------------------------------------------------------ output distribution init
     @property
     def output_distribution_optimization_enabled(self) -> bool:

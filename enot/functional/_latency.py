@@ -1,0 +1,287 @@
+"""Pure latency maths over a :class:`LatencyTable`: one architecture, expectations, statistics.
+
+The latency model is additive: an architecture ``a`` (one candidate index per container) costs
+``constant + sum_c operations[c][a[c]]``.  Everything here is a pure function of the table (and of
+the logits or the architecture); nothing is mutated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+
+__all__ = [
+    "LatencyDistribution",
+    "LatencyTable",
+    "architecture_latency",
+    "enumerate_latencies",
+    "expected_latency",
+    "latency_distribution",
+    "latency_table",
+    "max_latency",
+    "max_latency_architecture",
+    "mean_latency",
+    "median_latency",
+    "min_latency",
+    "min_latency_architecture",
+]
+
+# Spaces with at most this many architectures get an exact median by enumeration.
+MAX_ENUMERATE = 1 << 20
+# Default number of grid steps spanned by the latency range in :func:`latency_distribution`.
+DEFAULT_BINS = 1 << 16
+
+
+class LatencyTable(NamedTuple):
+    """The latency of every candidate of every container, plus the part outside the containers.
+
+    Attributes:
+        constant: Latency of everything outside the containers.
+        operations: One 1-D tensor per container (architecture order), entry ``k`` the latency of
+            candidate ``k``.
+    """
+
+    constant: float
+    operations: tuple[torch.Tensor, ...]
+
+
+class LatencyDistribution(NamedTuple):
+    """Distribution of the latency of a uniformly drawn architecture, on a grid.
+
+    Attributes:
+        values: 1-D float64 tensor of grid latencies ``start + step * i`` (ascending).
+        counts: 1-D tensor (``int64`` when exact, else ``float64`` probabilities) with the number
+            (or share) of architectures whose rounded latency is ``values[i]``.
+        step: Grid step.
+        error_bound: No architecture's rounded latency is further than this from its true
+            latency, so any order statistic (the median) read from the grid is within it too.
+    """
+
+    values: torch.Tensor
+    counts: torch.Tensor
+    step: float
+    error_bound: float
+
+
+def latency_table(
+    constant: float,
+    operations: Sequence[Sequence[float] | torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> LatencyTable:
+    """Builds and validates a :class:`LatencyTable`.
+
+    Args:
+        constant: Latency outside the containers.
+        operations: One sequence of candidate latencies per container.
+        dtype: Floating dtype of the operation tensors.
+        device: Device of the operation tensors.
+
+    Raises:
+        ValueError: If a value is negative, NaN or infinite, or a container has no candidate.
+    """
+    constant = float(constant)
+    if not math.isfinite(constant) or constant < 0:
+        raise ValueError(f"constant latency is {constant!r}; it must be finite and >= 0")
+    tensors = []
+    for c, values in enumerate(operations):
+        tensor = torch.as_tensor(values, dtype=dtype, device=device).detach().reshape(-1)
+        if tensor.numel() == 0:
+            raise ValueError(f"latencies of container {c} are empty; give one value per candidate")
+        bad = ~torch.isfinite(tensor) | (tensor < 0)
+        if bool(bad.any()):
+            k = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"latency of container {c}, candidate {k} is {float(tensor[k])!r}; it must be finite and >= 0"
+            )
+        tensors.append(tensor)
+    if not tensors:
+        raise ValueError("a latency table needs at least one container")
+    return LatencyTable(constant, tuple(tensors))
+
+
+def architecture_latency(architecture: Sequence[int] | torch.Tensor, table: LatencyTable) -> torch.Tensor:
+    """Latency of one architecture: ``constant + sum_c operations[c][architecture[c]]``.
+
+    Args:
+        architecture: One candidate index per container (``list[int]`` or a 1-D integer tensor).
+        table: The latency table.
+
+    Returns:
+        A 0-d tensor in the table's dtype and device.
+
+    Raises:
+        ValueError: If the architecture's length differs from the number of containers.
+    """
+    if len(architecture) != len(table.operations):
+        raise ValueError(
+            f"architecture has {len(architecture)} entries; the latency table has {len(table.operations)} containers"
+        )
+    total = table.operations[0].new_tensor(table.constant)
+    for ops, index in zip(table.operations, architecture):
+        total = total + ops[index]
+    return total
+
+
+def expected_latency(logits: Sequence[torch.Tensor], table: LatencyTable) -> torch.Tensor:
+    """Expected latency when container ``c`` picks candidate ``k`` with probability ``softmax(logits[c])[k]``.
+
+    ``E = constant + sum_c softmax(logits[c]) . operations[c]``; differentiable with respect to the
+    logits.
+
+    Args:
+        logits: One 1-D tensor per container (architecture order).
+        table: The latency table (cast to the logits' dtype and device).
+
+    Returns:
+        A 0-d tensor in the logits' dtype.
+
+    Raises:
+        ValueError: If the number of containers or of candidates differs from the table's.
+    """
+    logits = tuple(logits)
+    if len(logits) != len(table.operations):
+        raise ValueError(
+            f"got logits for {len(logits)} containers; the latency table has {len(table.operations)}"
+        )
+    total = None
+    for c, (logit, ops) in enumerate(zip(logits, table.operations)):
+        if logit.shape != ops.shape:
+            raise ValueError(
+                f"logits of container {c} have shape {tuple(logit.shape)}; its latencies have shape {tuple(ops.shape)}"
+            )
+        term = torch.dot(torch.softmax(logit, dim=0), ops.to(dtype=logit.dtype, device=logit.device))
+        total = term if total is None else total + term
+    return total + table.constant
+
+
+def min_latency(table: LatencyTable) -> torch.Tensor:
+    """Smallest latency over all architectures (0-d tensor)."""
+    return table.constant + sum(ops.min() for ops in table.operations)
+
+
+def max_latency(table: LatencyTable) -> torch.Tensor:
+    """Largest latency over all architectures (0-d tensor)."""
+    return table.constant + sum(ops.max() for ops in table.operations)
+
+
+def mean_latency(table: LatencyTable) -> torch.Tensor:
+    """Mean latency over all architectures, each counted once (0-d tensor)."""
+    return table.constant + sum(ops.mean() for ops in table.operations)
+
+
+def min_latency_architecture(table: LatencyTable) -> list[int]:
+    """An architecture of smallest latency (lowest index on ties)."""
+    return [int(torch.argmin(ops)) for ops in table.operations]
+
+
+def max_latency_architecture(table: LatencyTable) -> list[int]:
+    """An architecture of largest latency (lowest index on ties)."""
+    return [int(torch.argmax(ops)) for ops in table.operations]
+
+
+def _n_architectures(table: LatencyTable) -> int:
+    return math.prod(ops.numel() for ops in table.operations)
+
+
+def enumerate_latencies(table: LatencyTable, *, max_architectures: int = MAX_ENUMERATE) -> torch.Tensor:
+    """Latencies of all architectures, in lexicographic architecture order (last container fastest).
+
+    Returns:
+        1-D float64 tensor of ``prod(n_choices)`` values.
+
+    Raises:
+        ValueError: If the space has more than ``max_architectures`` architectures.
+    """
+    n = _n_architectures(table)
+    if n > max_architectures:
+        raise ValueError(
+            f"the search space has {n} architectures, more than max_architectures={max_architectures}; "
+            "use latency_distribution for large spaces"
+        )
+    total = torch.zeros((), dtype=torch.float64)
+    for ops in table.operations:
+        total = (total.reshape(-1, 1) + ops.detach().to("cpu", torch.float64).reshape(1, -1)).reshape(-1)
+    return total.reshape(-1) + table.constant
+
+
+def latency_distribution(table: LatencyTable, *, bins: int = DEFAULT_BINS) -> LatencyDistribution:
+    """Exact distribution, over all architectures, of the latency rounded to a grid.
+
+    Each candidate latency is rounded to the grid ``min_c + step * i`` of its container, with
+    ``step = (max_latency - min_latency) / bins``; the distribution of the sum of rounded values is
+    then the exact convolution of the containers' histograms.  Rounding moves each container's
+    term by at most ``step / 2``, so every architecture's rounded latency is within
+    ``error_bound = step / 2 * (number of containers whose candidates differ)`` of its true latency,
+    and so is every order statistic (e.g. the median).  The error bound is ``<= C * span / (2 * bins)``.
+
+    Counts are exact ``int64`` when the space has fewer than ``2**62`` architectures, else
+    ``float64`` probabilities.  Cost: ``O(bins * sum(n_choices))``.
+
+    Args:
+        table: The latency table.
+        bins: Number of grid steps spanning ``[min_latency, max_latency]`` (positive int).
+
+    Raises:
+        ValueError: If ``bins`` is not a positive int.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    ops = [o.detach().to("cpu", torch.float64) for o in table.operations]
+    lows = [float(o.min()) for o in ops]
+    span = sum(float(o.max()) - low for o, low in zip(ops, lows))
+    start = table.constant + sum(lows)
+    varying = sum(1 for o, low in zip(ops, lows) if float(o.max()) > low)
+    if span == 0.0:
+        count_dtype = torch.int64 if _n_architectures(table) < 2**62 else torch.float64
+        count = _n_architectures(table) if count_dtype == torch.int64 else 1.0
+        return LatencyDistribution(
+            torch.tensor([start], dtype=torch.float64), torch.tensor([count], dtype=count_dtype), 0.0, 0.0
+        )
+    step = span / bins
+    exact = _n_architectures(table) < 2**62
+    count_dtype = torch.int64 if exact else torch.float64
+    hist = torch.ones(1, dtype=count_dtype)
+    for o, low in zip(ops, lows):
+        offsets = torch.round((o - low) / step).to(torch.int64).tolist()
+        new = torch.zeros(hist.numel() + max(offsets), dtype=count_dtype)
+        for offset in offsets:
+            new[offset : offset + hist.numel()] += hist if exact else hist / len(offsets)
+        hist = new
+    values = start + step * torch.arange(hist.numel(), dtype=torch.float64)
+    return LatencyDistribution(values, hist, step, step / 2 * varying)
+
+
+def _median_from_distribution(dist: LatencyDistribution, n: int) -> float:
+    cumulative = torch.cumsum(dist.counts, dim=0)
+    if dist.counts.dtype == torch.int64:
+        lower_rank, upper_rank = (n - 1) // 2 + 1, n // 2 + 1  # 1-based ranks of the middle items
+        lower = int(torch.searchsorted(cumulative, torch.tensor(lower_rank)))
+        upper = int(torch.searchsorted(cumulative, torch.tensor(upper_rank)))
+    else:  # probabilities of a huge space: the two middle ranks share one grid value up to rounding
+        lower = upper = int(torch.searchsorted(cumulative, torch.tensor(0.5, dtype=torch.float64)))
+    lower, upper = min(lower, len(dist.values) - 1), min(upper, len(dist.values) - 1)
+    return float(dist.values[lower] + dist.values[upper]) / 2
+
+
+def median_latency(
+    table: LatencyTable, *, max_architectures: int = MAX_ENUMERATE, bins: int = DEFAULT_BINS
+) -> torch.Tensor:
+    """Median latency over all architectures, each counted once (mean of the two middle values).
+
+    Exact (enumeration) when the space has at most ``max_architectures`` architectures; otherwise
+    read from :func:`latency_distribution` with ``bins`` steps, within its ``error_bound``
+    (``<= n_containers * (max_latency - min_latency) / (2 * bins)``) of the exact median.
+
+    Returns:
+        A 0-d float64 tensor.
+    """
+    n = _n_architectures(table)
+    if n <= max_architectures:
+        values = torch.sort(enumerate_latencies(table, max_architectures=max_architectures)).values
+        return (values[(n - 1) // 2] + values[n // 2]) / 2
+    return torch.tensor(_median_from_distribution(latency_distribution(table, bins=bins), n), dtype=torch.float64)
