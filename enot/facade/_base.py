@@ -97,12 +97,30 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         self._optimizer.add_param_group(param_group)
 
     def state_dict(self) -> dict[str, Any]:
-        """Calls ``state_dict`` of the wrapped optimizer and returns the result."""
-        return self._optimizer.state_dict()
+        """Calls ``state_dict`` of the wrapped optimizer and returns the result.
+
+        ENOT's own state (random key of the architecture sampler, step count...) is added under the
+        extra key ``"enot"``, so a run resumed from this dict continues exactly; a plain
+        ``torch.optim.Optimizer`` ignores that key when loading the dict.
+        """
+        return {**self._optimizer.state_dict(), "enot": self._enot_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Calls ``load_state_dict`` of the wrapped optimizer."""
+        """Calls ``load_state_dict`` of the wrapped optimizer (the ``"enot"`` entry, if any, is
+        stripped first and restores ENOT's own state; dicts saved without it load as before)."""
+        state_dict = dict(state_dict)
+        enot_state = state_dict.pop("enot", None)
         self._optimizer.load_state_dict(state_dict)
+        if enot_state is not None:
+            self._load_enot_state(enot_state)
+
+    def _enot_state(self) -> dict[str, Any]:
+        """ENOT's own state that a resumed run needs (subclasses extend it: sampler key...)."""
+        return {"step_count": self._step_count}
+
+    def _load_enot_state(self, state: dict[str, Any]) -> None:
+        """Restores what :meth:`_enot_state` returned."""
+        self._step_count = int(state.get("step_count", 0))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Calls ``zero_grad`` of the wrapped optimizer; pending accumulated gradients are dropped."""

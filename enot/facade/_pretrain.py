@@ -65,6 +65,14 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
         """Search space model passed to the constructor."""
         return self._model  # type: ignore[return-value]
 
+    def _enot_state(self) -> dict[str, Any]:
+        return {**super()._enot_state(), "key": self._key.clone()}
+
+    def _load_enot_state(self, state: dict[str, Any]) -> None:
+        super()._load_enot_state(state)
+        if "key" in state:
+            self._key = torch.as_tensor(state["key"], dtype=torch.int64).detach().clone()
+
     def _run_closure(self, closure: Closure) -> Any:
         if self.check_recommended_optimizations and not self.search_space.output_distribution_optimization_enabled:
             raise RuntimeError(
