@@ -58,6 +58,7 @@ class SearchVariantsContainer(nn.Module):
         self.default_operation_index = default_operation_index
         self.active_index = default_operation_index
         self._hook: ContainerHook | None = None
+        self._compiled: list[Callable[..., Any]] | None = None
 
     @property
     def n_choices(self) -> int:
@@ -65,10 +66,26 @@ class SearchVariantsContainer(nn.Module):
         return len(self.search_variants)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self._compiled is not None:
+            return self._forward_compiled(*args, **kwargs)
         output = self.search_variants[self.active_index](*args, **kwargs)
         if self._hook is not None:
             output = self._hook(self, output, args, kwargs)
         return output
+
+    @torch.compiler.disable
+    def _forward_compiled(self, *args: Any, **kwargs: Any) -> Any:
+        # A graph break: the architecture (``active_index``) is read outside every compiled graph,
+        # so graphs depend on candidates, never on whole architectures.
+        with torch._dynamo.config.patch(recompile_limit=max(64, 4 * len(self._compiled))):
+            output = self._compiled[self.active_index](*args, **kwargs)
+        if self._hook is not None:
+            output = self._hook(self, output, args, kwargs)
+        return output
+
+    def compile_candidates(self, **compile_kwargs: Any) -> None:
+        """Compiles every candidate with ``torch.compile`` (see ``enot.functional.compile_search_space``)."""
+        self._compiled = [torch.compile(variant, **compile_kwargs) for variant in self.search_variants]
 
     def extra_repr(self) -> str:
         return f"n_choices={self.n_choices}, active_index={self.active_index}"

@@ -64,6 +64,7 @@ class SearchSpaceModel(nn.Module):
         self._layout = layout_lib.build_layout(self, self._container_names)
         self._output_distribution_optimized = False
         self._latency_container = None  # set by enot.latency
+        self._compiled_model: nn.Module | None = None  # set by compile_paths
 
     # ----------------------------------------------------------------------------------- structure
     @property
@@ -151,7 +152,22 @@ class SearchSpaceModel(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Runs the user model with the selected architecture."""
+        if self._compiled_model is not None:
+            return self._compiled_model(*args, **kwargs)
         return self.original_model(*args, **kwargs)
+
+    def compile_paths(self, **compile_kwargs: Any) -> None:
+        """Compiles the search space so that any architecture runs through compiled graphs.
+
+        The model outside the containers and every candidate are compiled separately with
+        ``torch.compile(**compile_kwargs)``; each container is a graph break that reads the selected
+        candidate in Python.  The number of graphs is therefore bounded by the number of candidates
+        (plus the segments between containers), not by the number of architectures: once every
+        candidate has run, a new architecture compiles nothing.  Outputs are unchanged.
+        """
+        for container in self._containers:
+            container.compile_candidates(**compile_kwargs)
+        self._compiled_model = torch.compile(self.original_model, **compile_kwargs)
 
     # --------------------------------------------------------------------------------- extraction
     def get_network_by_indexes(self, indices: Sequence[int] | Sequence[Sequence[int]]) -> nn.Module:
