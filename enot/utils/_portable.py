@@ -25,11 +25,24 @@ def _convert(module: nn.Module) -> nn.Module:
         )
     if is_enot_module(module):
         # torch.fx inlines the enot class's forward into a GraphModule of plain torch modules.
-        return torch.fx.symbolic_trace(module)
+        return _without_string_annotations(torch.fx.symbolic_trace(module))
     for name, child in list(module._modules.items()):
         if child is not None:
             module._modules[name] = _convert(child)
     return module
+
+
+def _without_string_annotations(graph_module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Drops type annotations that are strings (``from __future__ import annotations``): torch.fx
+    keeps them as node types, and pickling the GraphModule then fails on them."""
+    changed = False
+    for node in graph_module.graph.nodes:
+        if isinstance(node.type, str):
+            node.type = None
+            changed = True
+    if changed:
+        graph_module.recompile()
+    return graph_module
 
 
 def make_portable(model: nn.Module) -> nn.Module:
