@@ -17,7 +17,7 @@ from enot.models import (
 )
 from enot.utils import make_portable
 
-from conftest import Nested, tiny_mobilenet
+from spaces import Nested, tiny_mobilenet
 
 
 def test_container_rejects_bad_input():

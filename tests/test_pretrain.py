@@ -14,7 +14,7 @@ import enot.functional as F
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 from enot.optimize import EnotPretrainOptimizer
 
-from conftest import Nested, tiny_mobilenet
+from spaces import Nested, tiny_mobilenet
 
 OPTIMIZERS = {
     "sgd_momentum": (

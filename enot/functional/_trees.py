@@ -67,8 +67,13 @@ def combine(search_space: nn.Module, trees: SearchSpaceTrees) -> None:
         param.copy_(value)
 
 
-def make_apply(search_space: SearchSpaceLike) -> ApplyFn:
+def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> ApplyFn:
     """Returns the pure forward of one path of ``search_space``.
+
+    With ``compile=True`` the search space is first switched to compiled paths
+    (``search_space.compile_paths()``): the model outside the containers and every candidate run
+    as separate ``torch.compile`` graphs, so at most ``sum(n_choices)`` candidate graphs plus one
+    graph per segment between containers are ever compiled, whatever architectures are sampled.
 
     ``apply(params, buffers, architecture, *args, **kwargs)`` runs the model with ``architecture``
     selected through ``torch.func.functional_call``, using the given weights and buffers, and
@@ -78,6 +83,8 @@ def make_apply(search_space: SearchSpaceLike) -> ApplyFn:
     missing).
     """
     layout = search_space.layout
+    if compile and getattr(search_space, "_compiled_model", None) is None:
+        search_space.compile_paths()
 
     def apply(
         params: Mapping[str, torch.Tensor],

@@ -1,0 +1,6 @@
+"""Property tests share the small search spaces of `tests/spaces.py`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

@@ -1,0 +1,35 @@
+"""Every public import path of shared/API.md is importable, and `__all__` lists are sorted."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PATHS = {
+    "enot.models": ["SearchSpaceModel", "SearchVariantsContainer", "SearchableMobileInvertedBottleneck",
+                    "SearchableFuseableSkipConv", "build_mobilenet"],
+    "enot.models.operations": ["SearchVariantsContainer", "SearchableMobileInvertedBottleneck",
+                               "SearchableFuseableSkipConv"],
+    "enot.models.mobilenet": ["build_mobilenet", "MobileNetBaseStem", "MobileNetBaseHead"],
+    "enot.optimize": ["EnotPretrainOptimizer", "BaseEnotOptimizer"],
+    "enot.facade": ["EnotPretrainOptimizer", "BaseEnotOptimizer"],
+    "enot.functional": ["sgd", "adam", "adamw", "pretrain_step", "make_apply", "key", "split"],
+    "enot.utils": ["default_sample_to_model_inputs", "tune_bn_stats", "make_portable"],
+    "enot.utils.common": ["make_portable"],
+    "enot.utils.batch_norm": ["tune_bn_stats"],
+    "enot.utils.dataloader2model": ["default_sample_to_model_inputs"],
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_public_paths_import(path):
+    module = importlib.import_module(path)
+    for name in PATHS[path]:
+        assert hasattr(module, name), f"{path}.{name}"
+
+
+@pytest.mark.parametrize("path", ["enot.models", "enot.functional", "enot.facade", "enot.utils"])
+def test_all_is_sorted(path):
+    names = importlib.import_module(path).__all__
+    assert list(names) == sorted(names)
