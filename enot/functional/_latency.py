@@ -247,13 +247,15 @@ def latency_distribution(table: LatencyTable, *, bins: int = DEFAULT_BINS) -> La
     count_dtype = torch.int64 if exact else torch.float64
     hist = torch.ones(1, dtype=count_dtype)
     for o, low in zip(ops, lows):
-        offsets = torch.round((o - low) / step).to(torch.int64).tolist()
+        offsets = torch.round((o - low) / span * bins).clamp(0, bins).to(torch.int64).tolist()
         new = torch.zeros(hist.numel() + max(offsets), dtype=count_dtype)
         for offset in offsets:
             new[offset : offset + hist.numel()] += hist if exact else hist / len(offsets)
         hist = new
     values = start + step * torch.arange(hist.numel(), dtype=torch.float64)
-    return LatencyDistribution(values, hist, step, step / 2 * varying)
+    # A step that underflows to 0 (subnormal span) still has every value within the span.
+    error_bound = step / 2 * varying if step > 0 else span
+    return LatencyDistribution(values, hist, step, error_bound)
 
 
 def _median_from_distribution(dist: LatencyDistribution, n: int) -> float:

@@ -250,9 +250,10 @@ class SearchSpaceLatencyContainer:
     __hash__ = None  # mutable through load_from_file
 
     def __repr__(self) -> str:
+        metadata = f", metadata={self._metadata!r}" if self._metadata else ""
         return (
             f"SearchSpaceLatencyContainer(latency_type={self._latency_type!r}, constant_latency={self._constant!r}, "
-            f"operations_latencies={self._operations!r})"
+            f"operations_latencies={self._operations!r}{metadata})"
         )
 
     def __str__(self) -> str:
