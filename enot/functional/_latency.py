@@ -121,10 +121,7 @@ def architecture_latency(architecture: Sequence[int] | torch.Tensor, table: Late
         raise ValueError(
             f"architecture has {len(architecture)} entries; the latency table has {len(table.operations)} containers"
         )
-    total = table.operations[0].new_tensor(table.constant)
-    for ops, index in zip(table.operations, architecture):
-        total = total + ops[index]
-    return total
+    return _accumulate(table, [ops[index] for ops, index in zip(table.operations, architecture)])
 
 
 def expected_latency(logits: Sequence[torch.Tensor], table: LatencyTable) -> torch.Tensor:
@@ -159,19 +156,28 @@ def expected_latency(logits: Sequence[torch.Tensor], table: LatencyTable) -> tor
     return total + table.constant
 
 
+def _accumulate(table: LatencyTable, terms: Sequence[torch.Tensor]) -> torch.Tensor:
+    # Left to right from the constant, exactly as architecture_latency sums, so that
+    # min_latency(table) == architecture_latency(min_latency_architecture(table), table) bit for bit.
+    total = table.operations[0].new_tensor(table.constant)
+    for term in terms:
+        total = total + term
+    return total
+
+
 def min_latency(table: LatencyTable) -> torch.Tensor:
     """Smallest latency over all architectures (0-d tensor)."""
-    return table.constant + sum(ops.min() for ops in table.operations)
+    return _accumulate(table, [ops.min() for ops in table.operations])
 
 
 def max_latency(table: LatencyTable) -> torch.Tensor:
     """Largest latency over all architectures (0-d tensor)."""
-    return table.constant + sum(ops.max() for ops in table.operations)
+    return _accumulate(table, [ops.max() for ops in table.operations])
 
 
 def mean_latency(table: LatencyTable) -> torch.Tensor:
     """Mean latency over all architectures, each counted once (0-d tensor)."""
-    return table.constant + sum(ops.mean() for ops in table.operations)
+    return _accumulate(table, [ops.mean() for ops in table.operations])
 
 
 def min_latency_architecture(table: LatencyTable) -> list[int]:

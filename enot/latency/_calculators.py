@@ -81,7 +81,10 @@ class TimeCalculator:
         previous = torch.get_num_threads()
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        def sync() -> None:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
         try:
             with torch.no_grad():
                 for _ in range(self.warmup):
