@@ -20,6 +20,15 @@ from enot.models import SearchSpaceModel, SearchVariantsContainer, build_mobilen
 # ----------------------------------------------------------------------------------------- helpers
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():  # noqa: ANN202
+    # Small convolutions run faster on one thread, and a shared machine does not oversubscribe.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def conv_macs(h_out: int, w_out: int, c_in: int, c_out: int, k: int, groups: int = 1) -> int:
     return h_out * w_out * c_out * (c_in // groups) * k * k
 
