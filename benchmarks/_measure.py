@@ -1,0 +1,59 @@
+"""Measurement helpers shared by the benchmark scripts (wall time and peak memory of a callable)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from enot.models import SearchSpaceModel, build_mobilenet
+
+OPS = ["MIB_k=3_t=6", "MIB_k=5_t=3", "MIB_k=7_t=6", "conv1x1-skip"]
+
+
+def mobilenet_space(ops: list[str] = OPS, seed: int = 0) -> SearchSpaceModel:
+    """The small MobileNet-like space of the benchmarks (32x32 RGB inputs, 10 classes)."""
+    torch.manual_seed(seed)
+    model = build_mobilenet(
+        ops, num_classes=10, blocks_out_channels=[16, 24, 32, 64], blocks_count=[1, 2, 2, 1],
+        blocks_stride=[1, 2, 2, 1], in_channels=3, last_channels=256,
+    )
+    return SearchSpaceModel(model)
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak of bytes allocated by PyTorch on the CPU while ``fn`` runs, above the level at its start."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted(
+        (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")),
+        key=lambda e: e.start_ns(),
+    )
+    level = peak = 0
+    for event in events:
+        level += event.nbytes()
+        peak = max(peak, level)
+    return peak
+
+
+def median_ratio(pairs: list[tuple[float, float]]) -> tuple[float, float, float]:
+    """``(median ours, median reference, median of per-pair ratios)``."""
+    ours = statistics.median(p[0] for p in pairs)
+    ref = statistics.median(p[1] for p in pairs)
+    return ours, ref, statistics.median(p[0] / p[1] for p in pairs)
+
+
+def plain_step(net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    optimizer.zero_grad()
+    loss = nn.functional.cross_entropy(net(x), y)
+    loss.backward()
+    optimizer.step()

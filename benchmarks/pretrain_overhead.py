@@ -1,0 +1,77 @@
+"""Overhead of `EnotPretrainOptimizer.step` against a plain PyTorch step of the extracted path.
+
+Prints, for a small MobileNet-like space on 32x32 inputs with batch 64, the median time of one
+pretrain step per trained path divided by the median time of one plain training step of the
+extracted network of the same path (interleaved: ours, plain, ours, plain...), and the same
+ratio for peak memory.  Target: time ratio <= 1.05, memory ratio <= 1.1.
+
+    python benchmarks/pretrain_overhead.py [--repeats 20] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as Fn
+
+import enot.functional as F
+from enot.optimize import EnotPretrainOptimizer
+
+from _measure import median_ratio, mobilenet_space, peak_bytes, plain_step, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    space = mobilenet_space()
+    x, y = torch.randn(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,))
+    space.initialize_output_distribution_optimization(x)
+    enot_opt = EnotPretrainOptimizer(space, torch.optim.SGD(space.model_parameters(), lr=0.01, momentum=0.9), seed=0)
+
+    def closure():
+        loss = Fn.cross_entropy(space(x), y)
+        loss.backward()
+        return loss
+
+    def enot_step():
+        enot_opt.zero_grad()
+        enot_opt.step(closure)
+
+    key, nets = F.key(0), {}
+    time_pairs, memory_pairs = [], []
+    for r in range(args.repeats + 3):
+        key, (arch,) = F.next_architectures(key, space.layout.n_choices, "uniform")
+        if tuple(arch) not in nets:
+            net = space.get_network_by_indexes(arch).train()
+            nets[tuple(arch)] = (net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9))
+        net, opt = nets[tuple(arch)]
+        plain_step(net, opt, x, y)  # warm the plain network's allocator and momentum state
+        if r < 3:
+            enot_step()
+            continue
+        ours = seconds(enot_step)
+        assert enot_opt.last_architectures == [arch]
+        ref = seconds(lambda: plain_step(net, opt, x, y))
+        time_pairs.append((ours, ref))
+        if r < 8:
+            key_before = enot_opt._key
+            mem_ours = peak_bytes(enot_step)
+            memory_pairs.append((mem_ours, peak_bytes(lambda: plain_step(net, opt, x, y))))
+            key = enot_opt._key  # the memory run sampled one more architecture
+            del key_before
+    t_ours, t_ref, t_ratio = median_ratio(time_pairs)
+    m_ours, m_ref, m_ratio = median_ratio(memory_pairs)
+    print(f"threads={torch.get_num_threads()} batch={args.batch} repeats={len(time_pairs)}")
+    print(f"{'metric':<38}{'enot':>12}{'plain':>12}{'ratio':>8}{'target':>8}")
+    print(f"{'pretrain step per path (ms)':<38}{t_ours * 1e3:>12.2f}{t_ref * 1e3:>12.2f}{t_ratio:>8.3f}{'<=1.05':>8}")
+    print(f"{'peak memory per path (MiB)':<38}{m_ours / 2**20:>12.2f}{m_ref / 2**20:>12.2f}{m_ratio:>8.3f}{'<=1.1':>8}")
+
+
+if __name__ == "__main__":
+    main()
