@@ -13,7 +13,7 @@ from torch._dynamo.utils import counters
 import enot.functional as F
 from enot.models import SearchSpaceModel
 
-from conftest import Nested
+from spaces import Nested
 
 # Compiled kernels may reorder float32 reductions: results agree with eager to this tolerance.
 RTOL, ATOL = 1e-4, 1e-5
