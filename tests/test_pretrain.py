@@ -284,6 +284,7 @@ def test_tutorial_loop_loss_goes_down():
 
             enot_opt.step(closure)
         scheduler.step()
-        with torch.no_grad(), space.selected([0, 1, 2]):  # batch statistics, a fixed path
-            losses.append(sum(float(Fn.cross_entropy(space(x), y)) for x, y in data[2:6]) / 4)
+        if epoch in (0, 39):
+            with torch.no_grad(), space.selected([0, 1, 2]):  # batch statistics, a fixed path
+                losses.append(sum(float(Fn.cross_entropy(space(x), y)) for x, y in data[2:6]) / 4)
     assert losses[-1] < 0.4 * losses[0]
