@@ -164,3 +164,62 @@ def test_errors(tmp_path: Path) -> None:
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a checkpoint"):
         load_checkpoint(tmp_path / "other.pt", search_space)
+
+
+def _search_setup(init_seed: int, seed: int, bn_loader: bool, fixed: bool):
+    import enot.latency
+    from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer
+
+    search_space = _space(init_seed)
+    enot.latency.initialize_latency("mmac", search_space, (_batch(-1)[0],))
+    optimizer = torch.optim.Adam(search_space.architecture_parameters(), lr=0.1)
+    options = {}
+    if bn_loader:
+        data = torch.utils.data.TensorDataset(*[torch.cat(t) for t in zip(*(_batch(100 + i) for i in range(5)))])
+        options = {"bn_tune_dataloader": torch.utils.data.DataLoader(data, batch_size=4), "bn_tune_batches": 2}
+    if fixed:
+        bound = 0.5 * (enot.latency.min_latency(search_space) + enot.latency.max_latency(search_space))
+        enot_optimizer = EnotFixedLatencySearchOptimizer(search_space, optimizer, bound, seed=seed, **options)
+    else:
+        enot_optimizer = EnotSearchOptimizer(search_space, optimizer, seed=seed, **options)
+    return search_space, enot_optimizer
+
+
+def _search(search_space, enot_optimizer, steps: range, log: list) -> None:
+    for step in steps:
+        x, y = _batch(step)
+        enot_optimizer.zero_grad()
+
+        def closure():
+            loss = nn.functional.cross_entropy(search_space(x), y)
+            if hasattr(enot_optimizer, "modify_loss"):
+                loss = enot_optimizer.modify_loss(loss)
+            loss.backward()  # returns None, as ENOT's tutorials' closures do
+
+        enot_optimizer.step(closure)
+        log.append((search_space.forward_architecture, [p.detach().clone() for p in search_space.architecture_parameters()]))
+
+
+@pytest.mark.parametrize("fixed, bn_loader", [(False, False), (True, False), (True, True)])
+def test_search_resume_is_bit_identical(tmp_path: Path, fixed: bool, bn_loader: bool) -> None:
+    torch.manual_seed(123)
+    reference, ref_opt = _search_setup(0, 7, bn_loader, fixed)
+    ref_log: list = []
+    _search(reference, ref_opt, range(STEPS), ref_log)
+
+    torch.manual_seed(123)
+    first, first_opt = _search_setup(0, 7, bn_loader, fixed)
+    log: list = []
+    _search(first, first_opt, range(STOP), log)
+    save_checkpoint(tmp_path / "search.pt", first, first_opt, extra={"step": STOP})
+
+    torch.manual_seed(999)
+    resumed, opt = _search_setup(1, 8, bn_loader, fixed)
+    restored = load_checkpoint(tmp_path / "search.pt", resumed, opt)
+    _search(resumed, opt, range(restored.extra["step"], STEPS), log)
+
+    assert [a for a, _ in log] == [a for a, _ in ref_log]
+    for (_, logits), (_, ref_logits) in zip(log, ref_log):
+        assert all(torch.equal(a, b) for a, b in zip(logits, ref_logits))
+    _assert_same(resumed, reference)
+    assert opt.prepare_validation_model() == ref_opt.prepare_validation_model()

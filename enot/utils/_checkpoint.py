@@ -5,7 +5,9 @@ A resumed run continues bit for bit like one that was never stopped when the che
 - the model's ``state_dict()`` (weights, buffers, architecture logits, the output-distribution flag)
   and, for a search space, the selected architecture;
 - the ENOT optimizer's ``state_dict()``: the wrapped optimizer's state plus the ``"enot"`` entry
-  (the architecture sampler's random key and the step count);
+  (the architecture sampler's random key, the step count and, in search, the position in the
+  batch-norm tuning loader, which is exact for a loader that gives the same order on every pass:
+  ``shuffle=False``);
 - the learning-rate scheduler's and gradient scaler's ``state_dict()``, if any;
 - the global random number generators (``torch``, CUDA when initialised, ``numpy``, ``random``),
   which dropout, data augmentation and shuffling ``DataLoader``s draw from;
