@@ -9,6 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from enot.distributed import _ddp
+from enot.distributed._env import is_distributed
+from enot.distributed._reduce import DistributedStepError, GradientReducer, fingerprint
+
 __all__ = ["BaseEnotOptimizer", "check_options"]
 
 Closure = Callable[[], Any]
@@ -47,6 +51,9 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         self._optimizer = optimizer
         self._pending = False  # gradients accumulated by model_step and not yet applied by step
         self._step_count = 0
+        self._reducer: GradientReducer | None = None  # set by _use_reducer in distributed runs
+        self._reducer_synced = False  # weights broadcast from rank 0 before the first step
+        self._round_architectures: list[Any] = []  # sampled since the last step, checked across ranks
         self._optimizer_step_pre_hooks: dict = OrderedDict()
         self._optimizer_step_post_hooks: dict = OrderedDict()
         self._optimizer_state_dict_pre_hooks: dict = OrderedDict()
@@ -130,6 +137,55 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._optimizer!r})"
 
+    # --------------------------------------------------------------------------- distributed
+    _refuses_ddp = False  # the search-space phases reduce gradients themselves
+
+    def _use_reducer(self, reducer: Any) -> None:
+        """Sets the gradient reducer: ``"auto"`` makes one when a process group of several ranks exists."""
+        if isinstance(reducer, str) and reducer == "auto":
+            reducer = GradientReducer() if is_distributed() else None
+        if reducer is not None and not isinstance(reducer, GradientReducer):
+            raise TypeError(
+                f"{type(self).__name__} reducer must be 'auto', None or an enot.distributed.GradientReducer, "
+                f"got {type(reducer).__name__}"
+            )
+        self._reducer = reducer
+
+    @property
+    def reducer(self) -> GradientReducer | None:
+        """The :class:`enot.distributed.GradientReducer` that averages gradients across ranks (``None``: one process)."""
+        return self._reducer
+
+    def _note_architectures(self, architectures: Any) -> None:
+        """Records what this rank sampled, to check at :meth:`step` that all ranks sampled the same."""
+        if self._reducer is not None:
+            self._round_architectures.append(architectures)
+
+    def _reduce_buffers(self, architectures: list[Any]) -> None:
+        """Averages across ranks the buffers the last round changed (subclasses: batch-norm statistics)."""
+
+    def _synchronize(self) -> None:
+        """Checks that all ranks sampled the same, then averages gradients (and buffers) across ranks."""
+        assert self._reducer is not None
+        architectures, self._round_architectures = self._round_architectures, []
+        try:
+            self._reducer.agree(fingerprint(architectures), what="sampled architectures", step=self._step_count)
+        except DistributedStepError:
+            self.zero_grad()
+            raise
+        self._reducer.reduce_grads_(p for group in self.param_groups for p in group["params"])
+        self._reduce_buffers(architectures)
+
+    def _run_closure_guarded(self, closure: Closure) -> Any:
+        if self._reducer is not None and not self._reducer_synced:
+            # As DistributedDataParallel does: every rank starts from rank 0's weights and buffers.
+            self._reducer.broadcast_([*self._model.parameters(), *self._model.buffers()])
+            self._reducer_synced = True
+        if not self._refuses_ddp:
+            return self._run_closure(closure)
+        with _ddp.no_ddp_forward(type(self).__name__, self._model):
+            return self._run_closure(closure)
+
     # ------------------------------------------------------------------------------ stepping
     def _run_closure(self, closure: Closure) -> Any:
         """Runs one gradient accumulation (subclasses add sampling, estimators...)."""
@@ -149,7 +205,15 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         """
         if not callable(closure):
             raise TypeError(f"model_step expects a callable closure, got {type(closure).__name__}")
-        result = self._run_closure(closure)
+        try:
+            result = self._run_closure_guarded(closure)
+        except Exception as error:
+            if self._reducer is not None:
+                # Tell the other ranks (waiting in step's agreement check) instead of leaving them hanging.
+                self._round_architectures = []
+                self.zero_grad()
+                self._reducer.agree(0, what="", step=self._step_count, error=error)
+            raise
         self._pending = True
         return result
 
@@ -169,6 +233,8 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
                     "pending; call step() without a closure to apply them"
                 )
             result = self.model_step(closure)
+        if self._reducer is not None:
+            self._synchronize()
         self._apply()
         self._pending = False
         self._step_count += 1

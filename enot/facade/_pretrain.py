@@ -7,12 +7,13 @@ from typing import Any
 import torch
 
 from enot import functional as F
+from enot.distributed._ddp import check_not_ddp
 from enot.facade._base import BaseEnotOptimizer, Closure, check_options, finite_or_raise
 from enot.models import SearchSpaceModel
 
 __all__ = ["EnotPretrainOptimizer"]
 
-_OPTIONS = ("sampler", "seed")
+_OPTIONS = ("reducer", "sampler", "seed")
 
 
 class EnotPretrainOptimizer(BaseEnotOptimizer):
@@ -31,12 +32,20 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
             ``search_space.initialize_output_distribution_optimization`` was called.
         **options: ``sampler``: ``"uniform"`` (default: one path per ``model_step``) or ``"fair"``
             (strict fairness: ``max(n_choices)`` paths per ``model_step``, every candidate trained);
-            ``seed``: integer seed of the architecture sampler (default 0).
+            ``seed``: integer seed of the architecture sampler (default 0; give every rank the same);
+            ``reducer``: ``"auto"`` (default: an ``enot.distributed.GradientReducer`` when a process group
+            of several ranks exists), ``None`` or a ``GradientReducer``.  With a reducer, :meth:`step`
+            checks that all ranks sampled the same architectures, averages the path's gradients and
+            batch-norm statistics across ranks, then updates (see ``docs/distributed.md``).
 
     Raises:
-        TypeError: If ``search_space`` is not a ``SearchSpaceModel`` or ``optimizer`` not a ``torch.optim.Optimizer``.
+        TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
+            ``DistributedDataParallel``, which the closure must not call either) or ``optimizer`` not a
+            ``torch.optim.Optimizer``.
         ValueError: On an unknown option or a bad option value.
     """
+
+    _refuses_ddp = True
 
     def __init__(
         self,
@@ -45,6 +54,7 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
         check_recommended_optimizations: bool = True,
         **options: Any,
     ) -> None:
+        check_not_ddp(type(self).__name__, search_space)
         if not isinstance(search_space, SearchSpaceModel):
             raise TypeError(
                 f"EnotPretrainOptimizer expects a SearchSpaceModel, got {type(search_space).__name__}; "
@@ -59,6 +69,7 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
         self._key = F.key(options.get("seed", 0))
         self.check_recommended_optimizations = bool(check_recommended_optimizations)
         self.last_architectures: list[list[int]] = []
+        self._use_reducer(options.get("reducer", "auto"))
 
     @property
     def search_space(self) -> SearchSpaceModel:
@@ -73,6 +84,11 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
         if "key" in state:
             self._key = torch.as_tensor(state["key"], dtype=torch.int64).detach().clone()
 
+    def _reduce_buffers(self, architectures: list[Any]) -> None:
+        names = {n for archs in architectures for a in archs for n in F.path_names(self.search_space.layout, a)}
+        assert self._reducer is not None
+        self._reducer.reduce_buffers_(b for n, b in self.search_space.named_buffers() if n in names)
+
     def _run_closure(self, closure: Closure) -> Any:
         if self.check_recommended_optimizations and not self.search_space.output_distribution_optimization_enabled:
             raise RuntimeError(
@@ -80,6 +96,7 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
                 "once before pretraining (or pass check_recommended_optimizations=False)"
             )
         self._key, architectures = F.next_architectures(self._key, self.search_space.layout.n_choices, self._sampler)
+        self._note_architectures(architectures)
         results = []
         for architecture in architectures:
             self.search_space.sample(architecture)

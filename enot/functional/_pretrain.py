@@ -23,6 +23,7 @@ __all__ = [
 
 SAMPLERS = ("fair", "uniform")
 LossFn = Callable[[Any, Any], torch.Tensor]
+ReduceFn = Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
 InputsFn = Callable[[Any], tuple[tuple, dict]]
 
 
@@ -99,6 +100,14 @@ def _accumulate(total: dict[str, torch.Tensor], grads: Mapping[str, torch.Tensor
         total[name] = total[name] + grad if name in total else grad
 
 
+def _check_loss(step: torch.Tensor, architecture: Sequence[int], loss: torch.Tensor) -> None:
+    if not torch.isfinite(loss).all():
+        raise FloatingPointError(
+            f"pretrain step {int(step)}: the loss of architecture {architecture} is "
+            f"{loss.item() if loss.numel() == 1 else loss}; weights were not updated"
+        )
+
+
 def pretrain_step(
     apply: ApplyFn,
     layout: _layout.SearchSpaceLayout,
@@ -110,6 +119,8 @@ def pretrain_step(
     sampler: str = "uniform",
     sample_to_model_inputs: InputsFn = _default_inputs,
     check_finite: bool = True,
+    reduce_grads: ReduceFn | None = None,
+    reduce_buffers: ReduceFn | None = None,
 ) -> tuple[PretrainState, dict[str, Any]]:
     """One pretrain update over a ghost batch.
 
@@ -118,11 +129,19 @@ def pretrain_step(
     received a gradient.  Weights, optimizer state and buffers off the sampled paths are returned
     unchanged (the same tensor objects).
 
+    Across processes, pass ``reduce_grads=reducer, reduce_buffers=reducer.reduce_buffers`` with
+    ``reducer = enot.distributed.GradientReducer()``: the summed gradients ``{name: tensor}`` and the
+    sampled paths' buffers go through them (each returns a new dict, here the mean over ranks) before
+    the update.  ``None`` (default) leaves them as they are.  Every rank must hold the same
+    ``state.key``, so that all sample the same paths.
+
     Returns:
         ``(new_state, info)`` with ``info = {"loss": mean loss (0-d tensor), "architectures": [...]}``.
 
     Raises:
-        FloatingPointError: If ``check_finite`` and a loss is NaN or infinite; nothing is updated.
+        FloatingPointError: If ``check_finite`` and a loss is NaN or infinite; nothing is updated.  With
+            ``reduce_grads`` the check runs after the reduction, on the reduced gradients too, so that
+            every rank raises together (a NaN on one rank reaches all through the mean).
     """
     if not batches:
         raise ValueError("pretrain_step needs at least one batch")
@@ -135,14 +154,25 @@ def pretrain_step(
             path_grads, buffers, loss = path_gradients(
                 apply, layout, params, buffers, arch, loss_fn, batch, sample_to_model_inputs
             )
-            if check_finite and not torch.isfinite(loss).all():
-                raise FloatingPointError(
-                    f"pretrain step {int(state.step)}: the loss of architecture {arch} is "
-                    f"{loss.item() if loss.numel() == 1 else loss}; weights were not updated"
-                )
+            if check_finite and reduce_grads is None:
+                _check_loss(state.step, arch, loss)
             _accumulate(grads, path_grads)
             losses.append(loss)
             architectures.append(arch)
+    if reduce_grads is not None:
+        grads = dict(reduce_grads(grads))
+        if check_finite:
+            for arch, loss in zip(architectures, losses):
+                _check_loss(state.step, arch, loss)
+            bad = [n for n, g in grads.items() if not torch.isfinite(g).all()]
+            if bad:
+                raise FloatingPointError(
+                    f"pretrain step {int(state.step)}: the reduced gradients of {bad[:3]} are not finite "
+                    "(a loss on another rank was NaN or infinite); weights were not updated"
+                )
+    if reduce_buffers is not None:
+        on_paths = sorted({n for a in architectures for n in _layout.path_names(layout, a) if n in buffers})
+        buffers.update(reduce_buffers({n: buffers[n] for n in on_paths}))
     new_params, opt_state = optimizer.update(grads, state.opt_state, params)
     new_state = PretrainState(new_params, buffers, opt_state, key, state.step + 1)
     return new_state, {"loss": torch.stack(losses).mean(), "architectures": architectures}

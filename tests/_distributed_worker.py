@@ -1,0 +1,238 @@
+"""What each rank of the distributed tests runs; with ``world=1`` and no process group, the reference.
+
+`tests/test_distributed.py` spawns two processes on ``main`` (Gloo, CPU); each runs a job (a list of
+scenarios), saves its results to ``<outdir>/rank<r>.pt`` and exits.  The one-process references call
+the same scenario functions with ``rank=0, world=1`` over the whole global batch.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+import torch
+import torch.nn.functional as Fn
+from torch import nn
+
+import enot.distributed as ed
+import enot.functional as F
+from enot.models import SearchSpaceModel, SearchVariantsContainer
+from enot.optimize import EnotPretrainOptimizer
+
+PER_RANK = 3  # samples per rank in every batch
+
+
+class NoNorm(nn.Module):
+    """Containers without batch norm: a batch's gradient is the mean of its samples' gradients, so
+    two ranks with half a batch each reproduce the one-process run over the whole batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.a = SearchVariantsContainer([nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1), nn.Identity()])
+        self.b = SearchVariantsContainer([nn.Tanh(), nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())])
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        return self.head(self.b(self.a(x)) + x)
+
+
+def global_batches(n: int, world: int, shape: tuple[int, ...] = (1, 6, 6), classes: int = 3) -> list[tuple]:
+    g = torch.Generator().manual_seed(5)
+    size = PER_RANK * world
+    return [
+        (torch.randn(size, *shape, generator=g, dtype=torch.float64), torch.randint(0, classes, (size,), generator=g))
+        for _ in range(n)
+    ]
+
+
+def shard(batch: tuple, rank: int, world: int) -> tuple:
+    """This rank's contiguous slice of a global batch (all of it when ``world == 1``)."""
+    x, y = batch
+    return x.chunk(world)[rank], y.chunk(world)[rank]
+
+
+def _loss(output: torch.Tensor, batch: tuple) -> torch.Tensor:
+    return Fn.cross_entropy(output, batch[1])
+
+
+def _momentum(space: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    names = {id(p): n for n, p in space.named_parameters()}
+    return {names[id(p)]: s["momentum_buffer"].clone() for p, s in opt.state.items()}
+
+
+# ------------------------------------------------------------------------------------ scenarios
+def pretrain_facade(rank: int, world: int, *, steps: int = 5, ghost: int = 2, global_batch_world: int = 2) -> dict:
+    """EnotPretrainOptimizer + SGD with momentum, ``ghost`` model_steps per step, NoNorm space.
+
+    The data is the global batches of ``global_batch_world`` ranks; this rank takes its slice.
+    """
+    torch.manual_seed(0)
+    space = SearchSpaceModel(NoNorm()).double()
+    opt = torch.optim.SGD(space.model_parameters(), lr=0.2, momentum=0.9, weight_decay=1e-3)
+    enot_opt = EnotPretrainOptimizer(space, opt, check_recommended_optimizations=False, seed=3)
+    batches = global_batches(steps * ghost, global_batch_world)
+    architectures, losses = [], []
+    for s in range(steps):
+        enot_opt.zero_grad()
+        for batch in batches[s * ghost:(s + 1) * ghost]:
+            x, y = shard(batch, rank, world)
+
+            def closure(x=x, y=y):
+                loss = Fn.cross_entropy(space(x), y)
+                loss.backward()
+                return loss
+
+            losses.append(float(enot_opt.model_step(closure).detach()))
+            architectures += enot_opt.last_architectures
+        enot_opt.step()
+    return {
+        "state": {k: v.clone() for k, v in space.state_dict().items()},
+        "momentum": _momentum(space, opt),
+        "architectures": architectures,
+        "reduced": enot_opt.reducer is not None,
+    }
+
+
+def pretrain_functional(rank: int, world: int, reducer: Any = None, *, steps: int = 4) -> dict:
+    """enot.functional.pretrain_step (fair sampler, pure SGD with momentum) with the reductions passed in."""
+    torch.manual_seed(0)
+    space = SearchSpaceModel(NoNorm()).double()
+    trees = F.split_search_space(space)
+    pure = F.sgd(0.2, momentum=0.9, weight_decay=1e-3)
+    state = F.pretrain_init(trees.params, trees.buffers, pure, F.key(11))
+    apply = F.make_apply(space)
+    kwargs = {} if reducer is None else {"reduce_grads": reducer, "reduce_buffers": reducer.reduce_buffers}
+    architectures = []
+    for batch in global_batches(steps, 2):
+        state, info = F.pretrain_step(
+            apply, space.layout, pure, _loss, state, [shard(batch, rank, world)], sampler="fair", **kwargs
+        )
+        architectures += info["architectures"]
+    return {"params": state.params, "momentum": state.opt_state.momentum, "architectures": architectures}
+
+
+def many_steps_with_batch_norm(rank: int, world: int, *, steps: int = 60) -> dict:
+    """A space with batch norm, many small steps: ranks must sample alike and end bit-identical."""
+    from spaces import Nested
+
+    torch.manual_seed(rank)  # different initial weights per rank: the optimizer broadcasts rank 0's
+    space = SearchSpaceModel(Nested())
+    opt = torch.optim.SGD(space.model_parameters(), lr=0.01, momentum=0.5)
+    enot_opt = EnotPretrainOptimizer(space, opt, check_recommended_optimizations=False, seed=123, sampler="fair")
+    g = torch.Generator().manual_seed(100 + rank)  # each rank its own data
+    architectures = []
+    for _ in range(steps):
+        x, y = torch.randn(4, 1, 5, 5, generator=g), torch.randint(0, 3, (4,), generator=g)
+
+        def closure(x=x, y=y):
+            Fn.cross_entropy(space(x), y).backward()
+
+        enot_opt.step(closure)
+        architectures += enot_opt.last_architectures
+    return {"state": {k: v.clone() for k, v in space.state_dict().items()}, "architectures": architectures}
+
+
+def ddp_is_refused(rank: int, world: int) -> dict:
+    """Wrapping the search space in DistributedDataParallel: refused at construction and in the closure."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch.manual_seed(0)
+    space = SearchSpaceModel(NoNorm())
+    ddp = DistributedDataParallel(space)
+    messages = {}
+    try:
+        EnotPretrainOptimizer(ddp, torch.optim.SGD(space.model_parameters(), lr=0.1))
+    except TypeError as error:
+        messages["construct"] = str(error)
+    enot_opt = EnotPretrainOptimizer(
+        space, torch.optim.SGD(space.model_parameters(), lr=0.1), check_recommended_optimizations=False
+    )
+    try:
+        enot_opt.step(lambda: ddp(torch.randn(2, 1, 6, 6)).sum().backward())
+    except TypeError as error:
+        messages["forward"] = str(error)
+    return messages
+
+
+def _error(error: BaseException) -> tuple[str, str]:
+    return type(error).__name__, str(error)
+
+
+def failures(rank: int, world: int, outdir: str) -> dict:
+    """Bad input on rank 1, then a NaN loss on rank 1, then rank 1 dying in the functional loop."""
+    out: dict[str, Any] = {}
+    torch.manual_seed(0)
+    space = SearchSpaceModel(NoNorm()).double()
+    enot_opt = EnotPretrainOptimizer(
+        space, torch.optim.SGD(space.model_parameters(), lr=0.1), check_recommended_optimizations=False
+    )
+
+    def run(bad_rank_input: torch.Tensor, key: str) -> None:
+        for step in range(3):
+            good = torch.randn(PER_RANK, 1, 6, 6, dtype=torch.float64)
+            x = bad_rank_input if (step == 2 and rank == 1) else good
+
+            def closure(x=x):
+                loss = space(x).sum()
+                loss.backward()
+                return loss
+
+            try:
+                enot_opt.step(closure)
+            except Exception as error:  # noqa: BLE001  (recorded for the test)
+                out[key] = (step, *_error(error))
+                return
+        out[key] = None
+
+    run(torch.randn(PER_RANK, 2, 6, 6, dtype=torch.float64), "bad_input")  # 2 channels: the stem wants 1
+    enot_opt.zero_grad()
+    run(torch.full((PER_RANK, 1, 6, 6), float("nan"), dtype=torch.float64), "nan_loss")
+    out["after"] = {k: v.clone() for k, v in space.state_dict().items()}
+    torch.save(out, os.path.join(outdir, f"rank{rank}.pt"))
+
+    # Rank 1 dies without a word inside the pure loop; rank 0 must fail (not hang) in the reduction.
+    reducer = ed.GradientReducer()
+    try:
+        for step in range(3):
+            if step == 1 and rank == 1:
+                os._exit(3)
+            pretrain_functional(rank, world, reducer, steps=1)
+        out["dead_peer"] = None
+    except Exception as error:  # noqa: BLE001
+        out["dead_peer"] = _error(error)
+    torch.save(out, os.path.join(outdir, f"rank{rank}.pt"))
+    return out
+
+
+# -------------------------------------------------------------------------------------- entry
+JOBS = {
+    "main": lambda rank, world, outdir: {
+        "pretrain_facade": pretrain_facade(rank, world),
+        "pretrain_functional": pretrain_functional(rank, world, ed.GradientReducer()),
+        "many_steps": many_steps_with_batch_norm(rank, world),
+        "ddp": ddp_is_refused(rank, world),
+    },
+    "failures": failures,
+}
+
+
+def main(rank: int, world: int, port: int, outdir: str, job: str, timeout_s: float) -> None:
+    """Entry point of one spawned rank: join the group from the environment, run ``job``, save."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
+    torch.set_num_threads(1)
+    info = ed.init_from_env(timeout_s=timeout_s)
+    assert (info.rank, info.world_size, info.backend) == (rank, world, "gloo"), info
+    try:
+        result = JOBS[job](rank, world, outdir)
+        torch.save(result, os.path.join(outdir, f"rank{rank}.pt"))
+    except BaseException:
+        with open(os.path.join(outdir, f"rank{rank}.err"), "w") as f:
+            f.write(traceback.format_exc())
+        raise
+    finally:
+        ed.destroy()
