@@ -4,6 +4,7 @@ Weights, buffers, architecture logits, optimizer state and random keys are expli
 results; nothing is mutated and nothing is global.  See ``docs/design.md`` and ``docs/functional.md``.
 """
 
+from enot.functional._bn import batch_norm_buffer_names, bn_tune, frozen_batch_norm
 from enot.functional._latency import (
     LatencyDistribution,
     LatencyTable,
@@ -35,6 +36,24 @@ from enot.functional._sampling import (
     categorical_architecture,
     fair_architectures,
     uniform_architecture,
+)
+from enot.functional._search import (
+    SearchSample,
+    SearchState,
+    installed_hooks,
+    logit_names,
+    next_search_sample,
+    paired_hooks,
+    search_gradients,
+    search_init,
+    search_step,
+)
+from enot.functional._selection import (
+    architecture_log_probability,
+    feasible_alternatives,
+    min_feasible_latency,
+    sample_feasible_architecture,
+    select_architecture,
 )
 from enot.functional._trees import ApplyFn, SearchSpaceTrees, combine, make_apply, split as split_search_space
 
@@ -81,4 +100,21 @@ __all__ = sorted([
     "split_search_space",
     "uniform_architecture",
     "validate_architecture",
+    "SearchSample",
+    "SearchState",
+    "architecture_log_probability",
+    "batch_norm_buffer_names",
+    "bn_tune",
+    "feasible_alternatives",
+    "frozen_batch_norm",
+    "installed_hooks",
+    "logit_names",
+    "min_feasible_latency",
+    "next_search_sample",
+    "paired_hooks",
+    "sample_feasible_architecture",
+    "search_gradients",
+    "search_init",
+    "search_step",
+    "select_architecture",
 ])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
+from enot import functional as F
 from enot.utils.dataloader2model import default_sample_to_model_inputs
 
 __all__ = ["tune_bn_stats"]
@@ -33,7 +35,8 @@ def tune_bn_stats(
     Runs ``model`` without gradients on up to ``n_steps`` batches per epoch for ``epochs`` epochs,
     with only the batch-norm layers in training mode.  With ``reset_bns`` the statistics start from
     scratch; with ``set_momentums_none`` they are the cumulative average over the batches seen
-    (``momentum=None``).  Modes and momentums are restored afterwards.
+    (``momentum=None``).  Modes and momentums are restored afterwards.  The statistics are computed
+    by the pure :func:`enot.functional.bn_tune` and copied into the model's buffers.
 
     Raises:
         TypeError: If ``model`` is not an ``nn.Module``.
@@ -43,27 +46,15 @@ def tune_bn_stats(
         raise TypeError(f"tune_bn_stats expects an nn.Module, got {type(model).__name__}")
     _check_count("n_steps", n_steps)
     _check_count("epochs", epochs)
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
+    buffers = dict(model.named_buffers())
+    if not F.batch_norm_buffer_names(model):
         return
-    modes = {m: m.training for m in model.modules()}
-    momentums = {m: m.momentum for m in norms}
-    try:
-        model.eval()
-        for m in norms:
-            m.train()
-            if reset_bns:
-                m.reset_running_stats()
-            if set_momentums_none:
-                m.momentum = None
-        for _ in range(epochs):
-            for step, sample in enumerate(dataloader):
-                if step >= n_steps:
-                    break
-                args, kwargs = sample_to_model_inputs(sample)
-                model(*args, **kwargs)
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-        for m, momentum in momentums.items():
-            m.momentum = momentum
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    batches = itertools.chain.from_iterable(itertools.islice(dataloader, n_steps) for _ in range(epochs))
+    new = F.bn_tune(
+        model, params, buffers, batches, sample_to_model_inputs=sample_to_model_inputs,
+        reset=reset_bns, cumulative=set_momentums_none,
+    )
+    for name, value in new.items():
+        if value is not buffers[name]:
+            buffers[name].copy_(value)

@@ -1,0 +1,142 @@
+"""Pure batch-norm tuning: recompute running statistics from batches, returning new buffers."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from enot.functional import _layout
+
+__all__ = ["batch_norm_buffer_names", "bn_tune", "frozen_batch_norm"]
+
+InputsFn = Callable[[Any], tuple[tuple, dict]]
+_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _default_inputs(batch: Any) -> tuple[tuple, dict]:
+    return (batch[0],), {}
+
+
+def _norms(module: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
+    return [
+        (name, m)
+        for name, m in module.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+
+
+def batch_norm_buffer_names(module: nn.Module, architecture: Sequence[int] | None = None) -> tuple[str, ...]:
+    """Names of the running-statistics buffers of ``module``'s batch norms (on ``architecture``'s path).
+
+    ``architecture`` needs a search space (a module with a ``layout``); ``None`` means every batch norm.
+    """
+    names = tuple(
+        f"{prefix}.{stat}" if prefix else stat
+        for prefix, m in _norms(module)
+        for stat in _STATS
+        if getattr(m, stat, None) is not None
+    )
+    if architecture is None:
+        return names
+    on_path = set(_layout.path_names(module.layout, architecture))
+    return tuple(n for n in names if n in on_path)
+
+
+@contextlib.contextmanager
+def frozen_batch_norm(module: nn.Module) -> Iterator[None]:
+    """Context manager: every batch norm of ``module`` in evaluation mode inside, modes restored after."""
+    norms = [m for _, m in _norms(module)]
+    modes = [m.training for m in norms]
+    try:
+        for m in norms:
+            m.eval()
+        yield
+    finally:
+        for m, mode in zip(norms, modes):
+            m.training = mode
+
+
+@contextlib.contextmanager
+def _tuning_modes(module: nn.Module, cumulative: bool) -> Iterator[None]:
+    modes = {m: m.training for m in module.modules()}
+    norms = [m for _, m in _norms(module)]
+    momentums = [m.momentum for m in norms]
+    try:
+        module.eval()
+        for m in norms:
+            m.train()
+            if cumulative:
+                m.momentum = None
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+        for m, momentum in zip(norms, momentums):
+            m.momentum = momentum
+
+
+def _reset(name: str, value: torch.Tensor) -> torch.Tensor:
+    if name.endswith("running_var"):
+        return torch.ones_like(value)
+    return torch.zeros_like(value)
+
+
+@torch.no_grad()
+def bn_tune(
+    module: nn.Module,
+    params: Mapping[str, torch.Tensor],
+    buffers: Mapping[str, torch.Tensor],
+    batches: Iterable[Any],
+    *,
+    architecture: Sequence[int] | None = None,
+    max_batches: int | None = None,
+    sample_to_model_inputs: InputsFn = _default_inputs,
+    reset: bool = True,
+    cumulative: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Recomputes batch-norm running statistics from ``batches``; returns new buffers.
+
+    Runs ``module`` without gradients through ``torch.func.functional_call`` with the given weights
+    and buffers on each batch (at most ``max_batches``), every module in evaluation mode except the
+    batch norms.  With ``reset`` the statistics start from zero mean, unit variance and no batches
+    seen; with ``cumulative`` they are the cumulative average over the batches (``momentum=None``:
+    ``running_mean`` is the mean of the batch means, ``running_var`` the mean of the unbiased
+    batch variances), otherwise the batch norms' own momentum applies.  Modes and momentums are
+    restored afterwards.
+
+    Args:
+        module: Any ``nn.Module``; a search space when ``architecture`` is given.
+        params: Weights ``{name: tensor}`` (missing ones fall back to the module's own).
+        buffers: Buffers ``{name: tensor}``; never mutated.
+        batches: Dataloader items (an iterable, consumed lazily).
+        architecture: Tune this path of a search space (only its batch norms are reset and
+            returned changed); ``None`` tunes every batch norm of the module as it is selected.
+        max_batches: Stop after this many batches (``None``: all of ``batches``).
+        sample_to_model_inputs: Maps one item to ``(args, kwargs)`` of the module.
+        reset: Start the statistics from scratch.
+        cumulative: Use the cumulative average (``momentum=None``).
+
+    Returns:
+        A new buffer dict: the tuned statistics are new tensors, every other entry is the input's.
+
+    Raises:
+        ValueError: If ``max_batches`` is negative.
+    """
+    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 0):
+        raise ValueError(f"max_batches must be a non-negative int or None, got {max_batches!r}")
+    names = batch_norm_buffer_names(module, architecture)
+    tuned = {n: (_reset(n, buffers[n]) if reset else buffers[n].clone()) for n in names if n in buffers}
+    new_buffers = {**buffers, **tuned}
+    if max_batches is not None:
+        batches = itertools.islice(batches, max_batches)
+    selected = module.selected(architecture) if architecture is not None else contextlib.nullcontext()
+    with _tuning_modes(module, cumulative), selected:
+        for batch in batches:
+            args, kwargs = sample_to_model_inputs(batch)
+            torch.func.functional_call(module, {**params, **new_buffers}, args, kwargs, strict=False)
+    return new_buffers

@@ -1,0 +1,347 @@
+"""Latency-bounded architecture selection and sampling: exact, over a :class:`LatencyTable`.
+
+An architecture ``a`` is feasible under ``bound`` when ``architecture_latency(a, table) <= bound``,
+the latency summed left to right from the constant, in float64; every function here tests
+feasibility with that same sum, so "feasible" means the same number everywhere.
+
+* :func:`select_architecture` solves the multiple-choice knapsack
+  ``max_a sum_c score[c][a[c]]  s.t.  latency(a) <= bound`` exactly by dynamic programming over
+  Pareto fronts of (latency, score) partial solutions, pruned by the bound and by an upper bound
+  on the score still reachable.
+* :func:`sample_feasible_architecture` draws from ``softmax(logits)`` restricted to the feasible
+  set, exactly, by rejection from an exact proposal that is a superset of the feasible set.
+* :func:`feasible_alternatives` gives, for a feasible architecture, which single-container swaps
+  stay feasible (the support of each container's conditional under the restricted distribution).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from enot.functional import _random
+from enot.functional._latency import LatencyTable
+
+__all__ = [
+    "architecture_log_probability",
+    "feasible_alternatives",
+    "min_feasible_latency",
+    "sample_feasible_architecture",
+    "select_architecture",
+]
+
+# Proposal grid of sample_feasible_architecture: start, largest, draws per grid before refining.
+_START_BINS, _MAX_BINS, _TRIES_PER_GRID, _MAX_TRIES_AT_MAX = 1 << 10, 1 << 16, 8, 100_000
+
+
+def _latencies(table: LatencyTable) -> tuple[float, list[np.ndarray]]:
+    if not isinstance(table, LatencyTable):
+        raise TypeError(f"expected an enot.functional.LatencyTable, got {type(table).__name__}")
+    return float(table.constant), [ops.detach().to("cpu", torch.float64).numpy().reshape(-1) for ops in table.operations]
+
+
+def _scores(scores: Sequence[torch.Tensor | Sequence[float]], n_choices: Sequence[int]) -> list[np.ndarray]:
+    out = [np.asarray(torch.as_tensor(s).detach().to("cpu", torch.float64).reshape(-1)) for s in scores]
+    if len(out) != len(n_choices):
+        raise ValueError(f"got scores for {len(out)} containers; the latency table has {len(n_choices)}")
+    for c, (s, n) in enumerate(zip(out, n_choices)):
+        if s.shape != (n,):
+            raise ValueError(f"scores of container {c} have {s.size} entries; its latencies have {n}")
+        if np.isnan(s).any() or np.isposinf(s).any():
+            raise ValueError(f"scores of container {c} hold NaN or +inf: {s.tolist()}")
+    return out
+
+
+def _log_probabilities(logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return [torch.log_softmax(l.detach().to("cpu", torch.float64), 0) for l in logits]
+
+
+def _sequential_latency(constant: float, ops: list[np.ndarray], architecture: Sequence[int]) -> float:
+    total = np.float64(constant)
+    for o, k in zip(ops, architecture):
+        total = total + o[k]
+    return float(total)
+
+
+def min_feasible_latency(table: LatencyTable) -> float:
+    """Latency of the fastest architecture (summed as :func:`architecture_latency` does)."""
+    constant, ops = _latencies(table)
+    return _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
+
+
+def _check_bound(table: LatencyTable, bound: float) -> tuple[float, list[np.ndarray]]:
+    bound = float(bound)
+    if math.isnan(bound):
+        raise ValueError("the latency bound is NaN")
+    constant, ops = _latencies(table)
+    lowest = _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
+    if lowest > bound:
+        raise ValueError(
+            f"latency bound {bound!r} is below the minimum latency of the search space ({lowest!r}); "
+            f"no architecture meets it, use a bound of at least {lowest!r}"
+        )
+    return constant, ops
+
+
+def architecture_log_probability(architecture: Sequence[int], logits: Sequence[torch.Tensor]) -> float:
+    """``sum_c log softmax(logits[c])[architecture[c]]`` in float64."""
+    return float(sum(lp[k] for lp, k in zip(_log_probabilities(logits), architecture)))
+
+
+def select_architecture(
+    logits: Sequence[torch.Tensor],
+    table: LatencyTable,
+    max_latency: float,
+    *,
+    scores: Sequence[torch.Tensor] | None = None,
+) -> list[int]:
+    """The most probable architecture whose latency is at most ``max_latency`` (exact).
+
+    Maximises ``sum_c log softmax(logits[c])[a[c]]`` (or ``sum_c scores[c][a[c]]`` when ``scores``
+    is given) subject to ``architecture_latency(a, table) <= max_latency``: a multiple-choice
+    knapsack, solved exactly by dynamic programming over the Pareto front of (latency, score)
+    partial solutions, container by container.  A partial solution is dropped only when another
+    one is at least as fast and at least as good (it can never do better), when even the fastest
+    completion breaks the bound, or when even the best completion cannot beat a known feasible
+    architecture (found greedily first); so the optimum is never dropped.  Among architectures of
+    equal score the faster one is returned; remaining ties are broken deterministically.
+
+    Args:
+        logits: One 1-D tensor per container.
+        table: Latency table with the same candidate counts.
+        max_latency: The bound.
+        scores: Optional per-candidate scores to maximise instead of the log-probabilities.
+
+    Returns:
+        The architecture as ``list[int]``.
+
+    Raises:
+        ValueError: If the bound is below the minimum latency (the message states the minimum), or
+            the shapes of logits, scores and table disagree.
+    """
+    constant, ops = _check_bound(table, max_latency)
+    bound = float(max_latency)
+    n_choices = [o.size for o in ops]
+    values = _scores(scores if scores is not None else _log_probabilities(logits), n_choices)
+    n = len(ops)
+    # Fastest completion of containers c..n-1, and Lagrangian upper bounds on the best completion's
+    # score: for any lam >= 0, best(c, budget) <= sum_{c' >= c} max_k (v - lam * l) + lam * budget.
+    min_rest = np.zeros(n + 1)
+    for c in range(n - 1, -1, -1):
+        min_rest[c] = min_rest[c + 1] + ops[c].min()
+    lams = _multipliers(ops, values)
+    rest = np.zeros((n + 1, lams.size))
+    for c in range(n - 1, -1, -1):
+        rest[c] = rest[c + 1] + (values[c][:, None] - lams[None, :] * ops[c][:, None]).max(axis=0)
+    # A feasible architecture gives a lower bound on the optimum: greedy upgrades from the fastest.
+    lower = _greedy_lower_bound(constant, ops, values, bound)
+    slack = 1e-9 * max(1.0, abs(bound))  # partial sums and suffix minima are rounded differently
+    lat = np.array([constant])
+    score = np.array([0.0])
+    parents: list[np.ndarray] = []
+    choices: list[np.ndarray] = []
+    for c in range(n):
+        k = ops[c].size
+        cand_lat = (lat[:, None] + ops[c][None, :]).reshape(-1)
+        cand_score = (score[:, None] + values[c][None, :]).reshape(-1)
+        keep = (cand_lat + min_rest[c + 1] <= bound + slack) & np.isfinite(cand_score)
+        idx = np.nonzero(keep)[0]
+        cand_lat, cand_score = cand_lat[idx], cand_score[idx]
+        budget = np.maximum(bound - cand_lat, 0.0) + slack  # float sums may pass the bound by rounding
+        terms = rest[c + 1][None, :] + lams[None, :] * budget[:, None] + cand_score[:, None]
+        # Rounding slack proportional to the magnitudes summed (large multipliers cancel large terms).
+        scale = np.abs(rest[c + 1])[None, :] + lams[None, :] * budget[:, None] + np.abs(cand_score)[:, None]
+        upper = (terms + 1e-9 * (scale + 1.0)).min(axis=1)
+        hopeful = upper >= lower - 1e-9 * max(1.0, abs(lower))
+        idx, cand_lat, cand_score = idx[hopeful], cand_lat[hopeful], cand_score[hopeful]
+        order = np.lexsort((idx, -cand_score, cand_lat))  # latency up, score down, then index
+        cand_lat, cand_score, idx = cand_lat[order], cand_score[order], idx[order]
+        best_before = np.maximum.accumulate(np.concatenate(([-np.inf], cand_score[:-1])))
+        pareto = cand_score > best_before
+        idx = idx[pareto]
+        lat, score = cand_lat[pareto], cand_score[pareto]
+        parents.append(idx // k)
+        choices.append(idx % k)
+    feasible = np.nonzero(lat <= bound)[0]
+    if feasible.size == 0:  # cannot happen: the fastest architecture is feasible and never dominated away
+        raise AssertionError("latency-bounded selection lost every feasible architecture")
+    best = feasible[np.argmax(score[feasible])]
+    architecture = [0] * n
+    point = int(best)
+    for c in range(n - 1, -1, -1):
+        architecture[c] = int(choices[c][point])
+        point = int(parents[c][point])
+    return architecture
+
+
+def _multipliers(ops: list[np.ndarray], values: list[np.ndarray], count: int = 15) -> np.ndarray:
+    """Lagrange multipliers for the upper bounds: 0 and quantiles of the score/latency trade-offs."""
+    ratios = []
+    for o, v in zip(ops, values):
+        dl = o[:, None] - o[None, :]
+        dv = v[:, None] - v[None, :]
+        mask = (dl > 0) & (dv > 0) & np.isfinite(dv)
+        ratios.append(dv[mask] / dl[mask])
+    ratios = np.concatenate(ratios) if ratios else np.zeros(0)
+    # Huge multipliers only add rounding error (they multiply latencies); keep them moderate.
+    spread = sum(float(np.ptp(v[np.isfinite(v)])) if np.isfinite(v).any() else 0.0 for v in values) + 1.0
+    cap = 1e6 * spread / (sum(float(o.max()) for o in ops) + 1e-300)
+    ratios = ratios[ratios <= cap]
+    if ratios.size == 0:
+        return np.zeros(1)
+    return np.concatenate(([0.0], np.quantile(ratios, np.linspace(0.0, 1.0, count))))
+
+
+def _greedy_lower_bound(constant: float, ops: list[np.ndarray], values: list[np.ndarray], bound: float) -> float:
+    """Score of a feasible architecture: start from the fastest, then take the best-ratio upgrades."""
+    width = max(o.size for o in ops)
+    lat = np.full((len(ops), width), np.inf)
+    val = np.full((len(ops), width), -np.inf)
+    for c, (o, v) in enumerate(zip(ops, values)):
+        lat[c, : o.size], val[c, : v.size] = o, v
+    rows = np.arange(len(ops))
+    architecture = np.array([int(np.argmin(o)) for o in ops])
+    total = _sequential_latency(constant, ops, architecture.tolist())
+    for _ in range(lat.size):
+        gain = val - val[rows, architecture][:, None]
+        cost = lat - lat[rows, architecture][:, None]
+        ok = (gain > 0) & (total + cost <= bound)
+        if not ok.any():
+            break
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(ok, gain / np.maximum(cost, 1e-12), -np.inf)
+        c, k = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        candidate = architecture.copy()
+        candidate[c] = k
+        new_total = _sequential_latency(constant, ops, candidate.tolist())
+        if new_total > bound:
+            break
+        architecture, total = candidate, new_total
+    return float(sum(v[k] for v, k in zip(values, architecture.tolist())))
+
+
+def feasible_alternatives(architecture: Sequence[int], table: LatencyTable, max_latency: float | None) -> list[torch.Tensor]:
+    """Which single-container swaps of ``architecture`` stay within ``max_latency``.
+
+    Returns:
+        One boolean tensor per container: entry ``k`` of container ``c`` tells whether
+        ``architecture`` with ``a[c] = k`` has latency ``<= max_latency`` (all ``True`` when
+        ``max_latency`` is ``None``).  Latencies are summed in the same order as
+        :func:`enot.functional.architecture_latency`.
+    """
+    constant, ops = _latencies(table)
+    if max_latency is None:
+        return [torch.ones(o.size, dtype=torch.bool) for o in ops]
+    chosen = np.array([o[k] for o, k in zip(ops, architecture)])
+    prefix = np.empty(len(ops))
+    running = np.float64(constant)
+    for c, value in enumerate(chosen):
+        prefix[c] = running
+        running = running + value
+    rows = [prefix[c] + ops[c] for c in range(len(ops))]  # partial sums up to and including c
+    for c in range(len(ops)):
+        total = rows[c]
+        for value in chosen[c + 1 :]:
+            total = total + value
+        rows[c] = total
+    return [torch.from_numpy(row <= float(max_latency)) for row in rows]
+
+
+def _proposal_tables(
+    probs: list[np.ndarray], units: list[np.ndarray], budget: int
+) -> list[np.ndarray]:
+    """``mass[c][r]`` proportional to the probability that containers ``c..`` use at most ``r`` units."""
+    mass = [np.zeros(0)] * (len(probs) + 1)
+    mass[-1] = np.ones(budget + 1)
+    for c in range(len(probs) - 1, -1, -1):
+        nxt = mass[c + 1]
+        cur = np.zeros(budget + 1)
+        for p, u in zip(probs[c], units[c]):
+            if p > 0 and u <= budget:
+                cur[u:] += p * nxt[: budget + 1 - u]
+        top = cur.max()
+        mass[c] = cur / top if top > 0 else cur
+    return mass
+
+
+def sample_feasible_architecture(
+    key: torch.Tensor,
+    logits: Sequence[torch.Tensor],
+    table: LatencyTable,
+    max_latency: float,
+    *,
+    bins: int = _START_BINS,
+) -> list[int]:
+    """An architecture drawn from ``softmax(logits)`` restricted to ``latency <= max_latency``, exactly.
+
+    Each candidate's latency above its container's minimum is rounded *down* to a grid of ``bins``
+    steps spanning the slack ``max_latency - min_latency``; the rounded sum of every feasible
+    architecture then fits the grid budget (plus one step per container for float rounding), so
+    the set ``A`` the grid admits contains the feasible set ``F``.  A dynamic programme over the
+    grid draws exactly from ``softmax(logits)`` restricted to ``A``; a draw outside ``F`` is
+    rejected and redrawn (the grid is refined after repeated rejections).  Accepted draws follow
+    ``p`` restricted to ``F`` exactly, whatever grid produced them, because every proposal is
+    ``p`` restricted to a superset of ``F`` (rejection sampling).  Cost: ``O(bins * sum(n_choices))``.
+
+    Args:
+        key: Random key (not consumed).
+        logits: One 1-D tensor per container.
+        table: Latency table with the same candidate counts.
+        max_latency: The bound.
+        bins: Initial grid size (refined up to ``2**16`` when draws are rejected).
+
+    Raises:
+        ValueError: If the bound is below the minimum latency (stating the minimum), or shapes disagree.
+    """
+    constant, ops = _check_bound(table, max_latency)
+    bound = float(max_latency)
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    n_choices = [o.size for o in ops]
+    probs = [np.exp(lp.numpy()) for lp in _log_probabilities(logits)]
+    _scores(probs, n_choices)
+    # Candidates infeasible even with every other container at its fastest never appear in a
+    # feasible architecture (rounded addition is monotonic): drop them from the proposal exactly.
+    fastest = [int(np.argmin(o)) for o in ops]
+    for p, mask in zip(probs, feasible_alternatives(fastest, table, bound)):
+        p *= mask.numpy()
+    lows = [o.min() for o in ops]
+    excess = [o - low for o, low in zip(ops, lows)]
+    slack = bound - _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
+    span = max(slack, max(float(e.max()) for e in excess), 0.0)
+    g = _random.generator(key)
+    grid, tries = bins, 0
+    while True:
+        step = (slack if slack > 0 else span if span > 0 else 1.0) / grid
+        budget = int(math.ceil(max(slack, 0.0) / step)) + len(ops) + 1  # one spare unit per rounding
+        with np.errstate(over="ignore"):
+            units = [np.minimum(np.floor(e / step), budget + 1).astype(np.int64) for e in excess]
+        mass = _proposal_tables(probs, units, budget)
+        rounds = 0
+        while grid >= _MAX_BINS or rounds < _TRIES_PER_GRID:
+            architecture, left = [], budget
+            uniforms = torch.rand(len(ops), generator=g, dtype=torch.float64).numpy()
+            for c in range(len(ops)):
+                weights = np.where(units[c] <= left, probs[c] * mass[c + 1][np.clip(left - units[c], 0, budget)], 0.0)
+                cdf = np.cumsum(weights)
+                k = int(np.searchsorted(cdf, uniforms[c] * cdf[-1], side="right"))
+                if cdf[-1] <= 0 or k >= len(weights):
+                    raise ValueError(
+                        "sample_feasible_architecture: the feasible architectures all have probability 0 "
+                        "under these logits"
+                    )
+                architecture.append(k)
+                left -= int(units[c][k])
+            if _sequential_latency(constant, ops, architecture) <= bound:
+                return architecture
+            rounds += 1
+            tries += 1
+            if tries > _MAX_TRIES_AT_MAX:
+                raise RuntimeError(
+                    "sample_feasible_architecture rejected too many proposals; the feasible set holds a "
+                    "vanishing share of the distribution"
+                )
+        grid *= 2

@@ -1,0 +1,72 @@
+"""The pure batch-norm tuning function and `tune_bn_stats` built on it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from enot import functional as F
+from enot.utils import tune_bn_stats
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).double()
+
+
+def _batches(n: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randn(8, 3, generator=g, dtype=torch.float64) * 2 + 1, torch.zeros(8)) for _ in range(n)]
+
+
+def _by_hand(net: nn.Module, batches) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        feats = [net[0](x) for x, _ in batches]
+    mean = torch.stack([f.mean(0) for f in feats]).mean(0)
+    var = torch.stack([f.var(0, unbiased=True) for f in feats]).mean(0)
+    return mean, var
+
+
+def test_bn_tune_equals_cumulative_mean_and_variance_by_hand():
+    net, batches = _net(), _batches()
+    params = {n: p.detach() for n, p in net.named_parameters()}
+    buffers = {n: b.clone() for n, b in net.named_buffers()}
+    before = {n: b.clone() for n, b in buffers.items()}
+    new = F.bn_tune(net, params, buffers, batches)
+    mean, var = _by_hand(net, batches)
+    torch.testing.assert_close(new["1.running_mean"], mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(new["1.running_var"], var, rtol=0, atol=1e-12)
+    assert int(new["1.num_batches_tracked"]) == len(batches)
+    for name, value in before.items():  # inputs untouched, module's own buffers untouched
+        assert torch.equal(buffers[name], value)
+        assert torch.equal(dict(net.named_buffers())[name], value)
+    assert net.training and net[1].momentum == 0.1
+
+
+def test_bn_tune_max_batches_and_path_only(nested_space):
+    ss = nested_space
+    trees = F.split_search_space(ss)
+    batches = [(torch.randn(2, 1, 6, 6),) for _ in range(3)]
+    arch = [0, 0, 0]  # container a: conv+bn; inner off the path; b: tanh
+    new = F.bn_tune(ss, trees.params, trees.buffers, batches, architecture=arch, max_batches=2)
+    changed = {n for n in new if new[n] is not trees.buffers[n]}
+    assert changed == set(F.batch_norm_buffer_names(ss, arch))
+    assert "original_model.b.search_variants.1.1.running_mean" not in changed
+    assert int(new["original_model.stem.1.num_batches_tracked"]) == 2
+
+
+def test_tune_bn_stats_uses_the_pure_function():
+    net, batches = _net(), _batches(6)
+    expected = F.bn_tune(net, dict(net.named_parameters()), dict(net.named_buffers()), batches[:3])
+    tune_bn_stats(net, batches, n_steps=3)
+    for name, value in net.named_buffers():
+        assert torch.equal(value, expected[name])
+    mean, _ = _by_hand(net, batches[:3])
+    torch.testing.assert_close(net[1].running_mean, mean, rtol=0, atol=1e-12)
+
+
+def test_tune_bn_stats_epochs_and_momentum_kept():
+    net, batches = _net(), _batches(2)
+    tune_bn_stats(net, batches, n_steps=5, epochs=2, set_momentums_none=False)
+    assert int(net[1].num_batches_tracked) == 4
+    assert net[1].momentum == 0.1
