@@ -43,3 +43,23 @@ def test_tutorial_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert {"network.pt", "network.ts", "tune.pt"} <= {p.name for p in tmp_path.iterdir()}
     assert tutorial.current_latency(tutorial.search_space) <= tutorial.max_latency_value
     assert type(tutorial.search_optimizer).__name__ == "EnotFixedLatencySearchOptimizer"
+
+
+def test_functional_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("sklearn", reason="the page uses scikit-learn's digits")
+    blocks = python_blocks(DOCS / "functional.md")
+    assert len(blocks) >= 5 and "compile=True" in blocks[0]
+    # A cold torch.compile takes minutes on a small CPU; tests/test_compile.py checks the compiled
+    # path against eager, so the page runs eagerly here.
+    blocks = [block.replace("compile=True", "compile=False") for block in blocks]
+    page = run_as_script(blocks, tmp_path, monkeypatch, "functional_as_a_script")
+    assert page.latency <= page.max_latency
+    assert int(page.restored.state.step) == page.PRETRAIN_STEPS
+
+
+def test_readme_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = python_blocks(DOCS.parent / "README.md")
+    assert len(blocks) >= 2
+    readme = run_as_script(blocks, tmp_path, monkeypatch, "readme_as_a_script")
+    assert (tmp_path / "network.pt").exists()
+    assert readme.architecture == readme.search_optimizer.prepare_validation_model()
