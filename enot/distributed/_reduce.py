@@ -72,8 +72,8 @@ class GradientReducer:
         return f"GradientReducer(rank={self.rank}, world_size={self.world_size}, check={self.check})"
 
     # ------------------------------------------------------------------------------ reductions
-    def _average(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """New tensors: the mean over ranks of each of ``tensors`` (same order, shapes, dtypes)."""
+    def _average(self, tensors: Sequence[torch.Tensor], *, mean: bool = True) -> list[torch.Tensor]:
+        """New tensors: the mean (or with ``mean=False`` the sum) over ranks of each of ``tensors``."""
         out: list[torch.Tensor | None] = [None] * len(tensors)
         groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for i, t in enumerate(tensors):
@@ -87,16 +87,17 @@ class GradientReducer:
                 bucket.append(i)
                 size += tensors[i].numel() * tensors[i].element_size()
                 if size >= self._bucket_bytes:
-                    self._average_bucket(tensors, bucket, out)
+                    self._average_bucket(tensors, bucket, out, mean)
                     bucket, size = [], 0
             if bucket:
-                self._average_bucket(tensors, bucket, out)
+                self._average_bucket(tensors, bucket, out, mean)
         return out  # type: ignore[return-value]
 
-    def _average_bucket(self, tensors: Sequence[torch.Tensor], bucket: list[int], out: list) -> None:
+    def _average_bucket(self, tensors: Sequence[torch.Tensor], bucket: list[int], out: list, mean: bool) -> None:
         flat = torch.cat([tensors[i].detach().reshape(-1) for i in bucket])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group)
-        flat.div_(self.world_size)
+        if mean:
+            flat.div_(self.world_size)
         offset = 0
         for i in bucket:
             n = tensors[i].numel()
@@ -118,17 +119,23 @@ class GradientReducer:
 
     reduce_grads = __call__
 
-    def reduce_buffers(self, buffers: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Floating-point buffers averaged over ranks; integer buffers (batch counters) returned as given.
+    def reduce_buffers(
+        self, buffers: Mapping[str, torch.Tensor], *, sum_counters: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Floating-point buffers averaged over ranks (a new dict; the input is not modified).
 
+        Integer buffers (batch-norm's ``num_batches_tracked``) are returned as given, or with
+        ``sum_counters`` summed over ranks (after batch-norm tuning: the batches all ranks saw).
         Averaging batch-norm running means over equal per-rank batches gives the running mean of the
         global batch; running variances get the mean of the per-rank variances.
         """
-        names = sorted(n for n, t in buffers.items() if t.is_floating_point())
+        floating = sorted(n for n, t in buffers.items() if t.is_floating_point())
+        counters = sorted(n for n, t in buffers.items() if not t.is_floating_point()) if sum_counters else []
         result = dict(buffers)
         if self.check:
-            self.agree(fingerprint([(n, tuple(buffers[n].shape)) for n in names]), what="buffers")
-        result.update(zip(names, self._average([buffers[n] for n in names])))
+            self.agree(fingerprint([(n, tuple(buffers[n].shape)) for n in floating + counters]), what="buffers")
+        result.update(zip(floating, self._average([buffers[n] for n in floating])))
+        result.update(zip(counters, self._average([buffers[n] for n in counters], mean=False)))
         return result
 
     @torch.no_grad()
@@ -139,11 +146,17 @@ class GradientReducer:
             p.grad.copy_(mean)
 
     @torch.no_grad()
-    def reduce_buffers_(self, buffers: Iterable[torch.Tensor]) -> None:
-        """Averages floating-point ``buffers`` over ranks in place (integer ones are left alone)."""
+    def reduce_buffers_(self, buffers: Iterable[torch.Tensor], *, sum_counters: bool = False) -> None:
+        """Averages floating-point ``buffers`` over ranks in place; integer ones are left alone, or
+        summed with ``sum_counters`` (see :meth:`reduce_buffers`)."""
+        buffers = list(buffers)
         floating = [b for b in buffers if b.is_floating_point()]
         for b, mean in zip(floating, self._average(floating)):
             b.copy_(mean)
+        if sum_counters:
+            counters = [b for b in buffers if not b.is_floating_point()]
+            for b, total in zip(counters, self._average(counters, mean=False)):
+                b.copy_(total)
 
     @torch.no_grad()
     def broadcast_(self, tensors: Iterable[torch.Tensor], src: int = 0) -> None:

@@ -209,10 +209,11 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
             result = self._run_closure_guarded(closure)
         except Exception as error:
             if self._reducer is not None:
-                # Tell the other ranks (waiting in step's agreement check) instead of leaving them hanging.
                 self._round_architectures = []
                 self.zero_grad()
-                self._reducer.agree(0, what="", step=self._step_count, error=error)
+                if not isinstance(error, DistributedStepError):  # that one every rank raises already
+                    # Tell the other ranks (waiting at their next agreement check) instead of leaving them hanging.
+                    self._reducer.agree(0, what="", step=self._step_count, error=error)
             raise
         self._pending = True
         return result
