@@ -1,0 +1,315 @@
+"""`EnotSearchOptimizer` and `EnotFixedLatencySearchOptimizer`: move the architecture logits, never the weights."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+
+from enot import functional as F
+from enot.facade._base import BaseEnotOptimizer, Closure, check_options, finite_or_raise
+from enot.models import SearchSpaceModel
+from enot.utils.dataloader2model import default_sample_to_model_inputs
+
+__all__ = ["EnotFixedLatencySearchOptimizer", "EnotSearchOptimizer"]
+
+_OPTIONS = ("seed",)
+_FIXED_OPTIONS = ("seed", "latency_loss_weight")
+
+
+def _check_count(cls_name: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{cls_name}: {name} must be a non-negative int, got {value!r}")
+    return value
+
+
+class EnotSearchOptimizer(BaseEnotOptimizer):
+    """ENOT optimizer for the search phase, with batch-norm tuning.
+
+    Every :meth:`model_step` samples a path and one alternative candidate per container from the
+    architecture distribution (``enot.functional.next_search_sample``), selects the path, installs
+    the paired-candidate hooks on the containers (``enot.functional.paired_hooks``) and runs the
+    closure: its ``loss.backward()`` leaves a gradient estimate of the expected loss on the
+    architecture logits (see ``docs/design.md``, "Search (phase 2)").  The closure may return
+    ``None``.  The weights are frozen while the closure runs (``requires_grad`` off, restored after)
+    and their ``.grad`` is cleared before :meth:`step`, so neither they nor their optimizer state
+    change; the wrapped optimizer should hold ``search_space.architecture_parameters()``.
+
+    Args:
+        search_space: Search space model to optimize.
+        optimizer: PyTorch optimizer which will be wrapped by ENOT optimizer.
+        bn_tune_dataloader: Dataloader to tune batch norms during search and validation (use the
+            one used in training); ``None`` (default) suppresses batch-norm tuning.
+        bn_tune_batches: Batches to tune batch norm at each search step (default 10).
+        bn_validation_tune_batches: Batches to tune batch norm before each validation (default 50).
+        sample_to_model_inputs: Maps dataloader items to ``(args, kwargs)`` of the model.
+        **options: ``seed``: integer seed of the architecture sampler (default 0).
+
+    Raises:
+        TypeError: If ``search_space`` is not a ``SearchSpaceModel`` or ``optimizer`` not a ``torch.optim.Optimizer``.
+        ValueError: On an unknown option or a negative batch count.
+    """
+
+    _options: tuple[str, ...] = _OPTIONS
+
+    def __init__(
+        self,
+        search_space: SearchSpaceModel,
+        optimizer: torch.optim.Optimizer,
+        bn_tune_dataloader: Iterable[Any] | None = None,
+        bn_tune_batches: int = 10,
+        bn_validation_tune_batches: int = 50,
+        sample_to_model_inputs: Callable[[Any], tuple[tuple, dict]] = default_sample_to_model_inputs,
+        **options: Any,
+    ) -> None:
+        name = type(self).__name__
+        if not isinstance(search_space, SearchSpaceModel):
+            raise TypeError(
+                f"{name} expects a SearchSpaceModel, got {type(search_space).__name__}; "
+                "wrap your model with enot.models.SearchSpaceModel"
+            )
+        check_options(name, options, self._options)
+        super().__init__(search_space, optimizer)
+        self._bn_tune_dataloader = bn_tune_dataloader
+        self._bn_tune_batches = _check_count(name, "bn_tune_batches", bn_tune_batches)
+        self._bn_validation_tune_batches = _check_count(name, "bn_validation_tune_batches", bn_validation_tune_batches)
+        if not callable(sample_to_model_inputs):
+            raise TypeError(f"{name}: sample_to_model_inputs must be callable, got {sample_to_model_inputs!r}")
+        self._sample_to_model_inputs = sample_to_model_inputs
+        self._key = F.key(options.get("seed", 0))
+        self._bn_iterator: Iterator[Any] | None = None
+        self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
+        self.last_sample: F.SearchSample | None = None
+
+    # ------------------------------------------------------------------------------ properties
+    @property
+    def search_space(self) -> SearchSpaceModel:
+        """Search space model passed to the constructor."""
+        return self._model  # type: ignore[return-value]
+
+    @property
+    def bn_tune_batches(self) -> int:
+        """The number of batch-norm tune batches for each search step."""
+        return self._bn_tune_batches
+
+    @property
+    def bn_validation_tune_batches(self) -> int:
+        """The number of batch-norm tune batches before validation."""
+        return self._bn_validation_tune_batches
+
+    # ------------------------------------------------------------------------ ENOT's own state
+    def _enot_state(self) -> dict[str, Any]:
+        return {**super()._enot_state(), "key": self._key.clone(), "bn_position": self._bn_position}
+
+    def _load_enot_state(self, state: dict[str, Any]) -> None:
+        super()._load_enot_state(state)
+        if "key" in state:
+            self._key = torch.as_tensor(state["key"], dtype=torch.int64).detach().clone()
+        # Continue the batch-norm loader where the saved run was: a fresh pass, advanced by the items
+        # the saved run had taken from its pass (exact for loaders that give the same order each pass).
+        position = int(state.get("bn_position", 0))
+        self._bn_iterator, self._bn_position = None, 0
+        if position and self._bn_tune_dataloader is not None:
+            self._bn_iterator = iter(self._bn_tune_dataloader)
+            for _ in range(position):
+                next(self._bn_iterator, None)
+            self._bn_position = position
+
+    # ------------------------------------------------------------------------- batch norm
+    def _tuning(self, batches: int) -> bool:
+        return self._bn_tune_dataloader is not None and batches > 0
+
+    def _next_bn_batches(self, count: int) -> list[Any]:
+        """The next ``count`` dataloader items, cycling through the loader."""
+        items: list[Any] = []
+        restarted = False
+        while len(items) < count:
+            if self._bn_iterator is None:
+                self._bn_iterator, self._bn_position = iter(self._bn_tune_dataloader), 0
+            try:
+                items.append(next(self._bn_iterator))
+                self._bn_position += 1
+                restarted = False
+            except StopIteration:
+                if restarted:
+                    raise ValueError(f"{type(self).__name__}: bn_tune_dataloader yields no batches") from None
+                self._bn_iterator, restarted = None, True
+        return items
+
+    def _tune_bn(self, architecture: list[int], count: int) -> None:
+        """Recomputes the path's batch-norm statistics in place through ``enot.functional.bn_tune``."""
+        ss = self.search_space
+        params = {n: p.detach() for n, p in ss.named_parameters()}
+        buffers = dict(ss.named_buffers())
+        new = F.bn_tune(
+            ss, params, buffers, self._next_bn_batches(count), architecture=architecture,
+            sample_to_model_inputs=self._sample_to_model_inputs,
+        )
+        with torch.no_grad():
+            for name, value in new.items():
+                if value is not buffers[name]:
+                    buffers[name].copy_(value)
+
+    # ------------------------------------------------------------------------------ sampling
+    def _latency_bound(self) -> tuple[F.LatencyTable | None, float | None]:
+        return None, None
+
+    @contextlib.contextmanager
+    def _frozen_weights(self) -> Iterator[None]:
+        weights = [p for p in self.search_space.model_parameters() if p.requires_grad]
+        try:
+            for p in weights:
+                p.requires_grad_(False)
+            yield
+        finally:
+            for p in weights:
+                p.requires_grad_(True)
+
+    def _run_closure(self, closure: Closure) -> Any:
+        ss = self.search_space
+        table, bound = self._latency_bound()
+        logits = tuple(ss.architecture_parameters())
+        self._key, sample = F.next_search_sample(self._key, logits, table, bound)
+        ss.sample(sample.architecture)
+        tuning = self._tuning(self._bn_tune_batches)
+        if tuning:
+            self._tune_bn(sample.architecture, self._bn_tune_batches)
+        hooks = F.paired_hooks(logits, sample)
+        frozen_bn = F.frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
+        with self._frozen_weights(), F.installed_hooks(ss, hooks), frozen_bn:
+            result = closure()
+        try:
+            finite_or_raise(result, f"search step {self._step_count}, architecture {sample.architecture}")
+        except FloatingPointError as error:
+            self.zero_grad()
+            raise FloatingPointError(f"{error}; the accumulated gradients were dropped, logits not updated") from None
+        self.last_sample = sample
+        return result
+
+    def _apply(self) -> None:
+        for p in self.search_space.model_parameters():
+            p.grad = None  # weights and their optimizer state never change during search
+        self._optimizer.step()
+
+    # ---------------------------------------------------------------------------- validation
+    def _best_architecture(self) -> list[int]:
+        return self.search_space.best_architecture_int
+
+    def prepare_validation_model(self, architecture_indices: list[int] | None = None) -> list[int]:
+        """Prepares the search space for validation.
+
+        Selects the current best architecture (or ``architecture_indices``), tunes its batch norms on
+        ``bn_validation_tune_batches`` batches of ``bn_tune_dataloader`` (when given) and leaves the
+        search space on it.  Do not change the selected architecture until validation is finished.
+
+        Args:
+            architecture_indices: Custom architecture to validate; ``None`` selects the best one.
+
+        Returns:
+            The architecture selected for validation, as ``list[int]``.
+
+        Raises:
+            ValueError: If ``architecture_indices`` does not fit the search space.
+        """
+        ss = self.search_space
+        if architecture_indices is None:
+            architecture = self._best_architecture()
+        else:
+            architecture = ss._normalize(architecture_indices)
+        ss.sample(architecture)
+        if self._tuning(self._bn_validation_tune_batches):
+            self._tune_bn(architecture, self._bn_validation_tune_batches)
+        return list(architecture)
+
+
+class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
+    """ENOT optimizer for the search phase under a latency upper bound.
+
+    Every sampled path is drawn from the architecture distribution restricted exactly to the
+    architectures within ``max_latency_value`` (``enot.functional.sample_feasible_architecture``),
+    and :meth:`prepare_validation_model` selects the most probable architecture within it
+    (``enot.functional.select_architecture``, an exact multiple-choice knapsack), so no sampled or
+    selected architecture exceeds the bound.
+
+    Args:
+        search_space: Search space model to optimize (with latency: ``enot.latency.initialize_latency``).
+        optimizer: PyTorch optimizer to be replaced with the ENOT optimizer.
+        max_latency_value: Maximal latency of every architecture sampled or selected.
+        bn_tune_dataloader, bn_tune_batches, bn_validation_tune_batches, sample_to_model_inputs:
+            As in :class:`EnotSearchOptimizer`.
+        **options: ``seed`` (default 0); ``latency_loss_weight`` (default 1.0): weight of the term
+            :meth:`modify_loss` adds.
+
+    Raises:
+        RuntimeError: If the search space has no latency (call ``enot.latency.initialize_latency``).
+        ValueError: If ``max_latency_value`` is below the search space's minimum latency (stating it).
+    """
+
+    _options = _FIXED_OPTIONS
+
+    def __init__(
+        self,
+        search_space: SearchSpaceModel,
+        optimizer: torch.optim.Optimizer,
+        max_latency_value: float,
+        bn_tune_dataloader: Iterable[Any] | None = None,
+        bn_tune_batches: int = 10,
+        bn_validation_tune_batches: int = 50,
+        sample_to_model_inputs: Callable[[Any], tuple[tuple, dict]] = default_sample_to_model_inputs,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            search_space, optimizer, bn_tune_dataloader, bn_tune_batches, bn_validation_tune_batches,
+            sample_to_model_inputs, **options,
+        )
+        name = type(self).__name__
+        if getattr(search_space, "latency_type", None) is None:
+            raise RuntimeError(
+                f"{name}: the search space has no latency; call enot.latency.initialize_latency(latency_type, "
+                "search_space, inputs) (or search_space.apply_latency_container(container)) first"
+            )
+        if isinstance(max_latency_value, bool) or not isinstance(max_latency_value, (int, float)) or not math.isfinite(
+            float(max_latency_value)
+        ):
+            raise ValueError(f"{name}: max_latency_value must be a finite number, got {max_latency_value!r}")
+        self._max_latency_value = float(max_latency_value)
+        minimum = F.min_feasible_latency(self._table())
+        if minimum > self._max_latency_value:
+            raise ValueError(
+                f"{name}: max_latency_value={self._max_latency_value!r} is below the minimum latency of the "
+                f"search space ({minimum!r}); no architecture meets it"
+            )
+        weight = options.get("latency_loss_weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ValueError(f"{name}: latency_loss_weight must be a non-negative number, got {weight!r}")
+        self._latency_loss_weight = float(weight)
+
+    @property
+    def max_latency_value(self) -> float:
+        """Maximal latency value (upper bound) for the search process."""
+        return self._max_latency_value
+
+    def _table(self) -> F.LatencyTable:
+        return self.search_space.get_latency_container().table(dtype=torch.float64)
+
+    def _latency_bound(self) -> tuple[F.LatencyTable | None, float | None]:
+        return self._table(), self._max_latency_value
+
+    def modify_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss plus the term that keeps the architecture distribution inside the bound.
+
+        Adds ``latency_loss_weight * relu(E[latency] / max_latency_value - 1)`` where ``E[latency]``
+        is ``search_space.loss_latency_expectation`` (differentiable in the logits): zero while the
+        expected latency is within the bound, so it only pulls back a distribution that drifted
+        above it.  Sampling is restricted to the bound anyway; this keeps the unrestricted
+        distribution, and hence the restricted one's acceptance, close to the feasible set.
+        """
+        expectation = self.search_space.loss_latency_expectation
+        excess = torch.relu(expectation / max(self._max_latency_value, 1e-12) - 1.0)
+        return loss + self._latency_loss_weight * excess.to(loss.dtype if isinstance(loss, torch.Tensor) else excess.dtype)
+
+    def _best_architecture(self) -> list[int]:
+        return F.select_architecture(tuple(self.search_space.architecture_parameters()), self._table(), self._max_latency_value)

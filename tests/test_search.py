@@ -1,0 +1,208 @@
+"""Search phase: facade and functional agree, weights never move, the estimator finds the best path."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as Fn
+
+from enot import functional as F
+from enot.latency import SearchSpaceLatencyContainer
+from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer, build_enot_optimizer
+from tests._search_toys import BEST, SCALES, cheapest_latencies, scale_toy_space, toy_batch
+
+
+def _mobilenet_data(n_batches: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(4, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 10, (4,), generator=g))
+        for _ in range(n_batches)
+    ]
+
+
+def _loss(output, batch):
+    return Fn.cross_entropy(output, batch[1])
+
+
+@pytest.mark.parametrize("tune_bn", [False, True])
+def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_space, tune_bn):
+    ss = mobilenet_space.double()
+    table_values = [[float(k + 1) for k in range(n)] for n in ss.layout.n_choices]
+    ss.apply_latency_container(SearchSpaceLatencyContainer("mmac", 1.0, table_values))
+    with torch.no_grad():
+        for p in ss.architecture_parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    trees = F.split_search_space(ss)  # copies: the functional door's inputs
+    batches, bn_data = _mobilenet_data(3), _mobilenet_data(4, seed=1)
+    # Facade: the user optimizer holds weights too; they must not move, nor their state.
+    weights = list(ss.model_parameters())
+    user = torch.optim.Adam([{"params": list(ss.architecture_parameters()), "lr": 0.1}, {"params": weights, "lr": 0.1}], foreach=False)
+    opt = EnotSearchOptimizer(ss, user, bn_tune_dataloader=bn_data if tune_bn else None, bn_tune_batches=2, seed=7)
+    for batch in batches:
+        def closure(batch=batch):
+            _loss(ss(batch[0]), batch).backward()  # returns None
+        opt.zero_grad()
+        assert opt.step(closure) is None
+    for w, before in zip(weights, trees.params.values()):
+        assert torch.equal(w, before) and w.requires_grad
+    assert all(user.state[w] == {} for w in weights)
+    # Functional: the same seed, the same batches, the same numbers.
+    state = F.search_init(trees.buffers, trees.logits, F.adam(0.1), F.key(7))
+    cycle = iter(bn_data * 3)
+    for batch in batches:
+        bn = [[next(cycle), next(cycle)]] if tune_bn else None
+        state, info = F.search_step(ss, F.adam(0.1), _loss, trees.params, state, [batch], bn_batches=bn)
+    for ours, theirs in zip(state.logits, ss.architecture_parameters()):
+        assert torch.equal(ours, theirs.detach())
+    facade_buffers = dict(ss.named_buffers())
+    for name, value in state.buffers.items():
+        assert torch.equal(value, facade_buffers[name]), name
+    assert info["samples"][0].architecture == opt.last_sample.architecture
+
+
+def test_search_step_is_pure(nested_space):
+    ss = nested_space.double()
+    trees = F.split_search_space(ss)
+    before = F.split_search_space(ss)
+    state = F.search_init(trees.buffers, trees.logits, F.sgd(0.1), F.key(0))
+    batch = (torch.randn(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 1]))
+    new_state, _ = F.search_step(ss, F.sgd(0.1), _loss, trees.params, state, [batch], bn_batches=[[batch]])
+    for a, b in zip(trees.logits, before.logits):
+        assert torch.equal(a, b)
+    for name in trees.buffers:
+        assert torch.equal(trees.buffers[name], before.buffers[name])
+    for name, p in ss.named_parameters():
+        if "architecture" not in name:
+            assert torch.equal(p, before.params[name])
+    assert int(new_state.step) == 1 and not torch.equal(new_state.key, state.key)
+
+
+def _toy_search(latency_weight: float, seed: int, steps: int = 60) -> list[int]:
+    torch.manual_seed(seed)
+    ss = scale_toy_space()
+    ss.apply_latency_container(SearchSpaceLatencyContainer("mmac", 0.0, cheapest_latencies()))
+    head = ss.original_model.head
+    opt = EnotSearchOptimizer(ss, torch.optim.Adam(ss.architecture_parameters(), lr=0.1), seed=seed)
+    for step in range(steps):
+        x, _ = toy_batch(100 * seed + step)
+        labels = head(x).argmax(1).detach()
+
+        def closure():
+            loss = Fn.cross_entropy(ss(x), labels) + latency_weight * ss.loss_latency_expectation
+            loss.backward()
+
+        opt.zero_grad()
+        opt.step(closure)
+    return ss.best_architecture_int
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_search_finds_the_clean_candidate_of_every_container(seed):
+    assert _toy_search(0.0, seed) == list(BEST)
+
+
+def test_large_latency_weight_moves_to_the_cheapest_candidates():
+    cheapest = [min(range(4), key=row.__getitem__) for row in cheapest_latencies()]
+    assert _toy_search(1.0, 0) == cheapest
+
+
+def _signal(arch) -> float:
+    product = 1.0
+    for a, b in zip(arch, BEST):
+        factors = list(SCALES)
+        factors.insert(b, 1.0)
+        product *= factors[a]
+    return product
+
+
+def _fixed_space(bound: float):
+    torch.manual_seed(0)
+    ss = scale_toy_space()
+    ss.apply_latency_container(SearchSpaceLatencyContainer("mmac", 0.5, cheapest_latencies()))
+    return ss
+
+
+def test_fixed_latency_samples_and_selects_within_the_bound():
+    bound = 0.5 + 10.0 + 10.0 + 1.0 + 0.1  # two clean candidates fit, not four
+    ss = _fixed_space(bound)
+    head = ss.original_model.head
+    opt = EnotFixedLatencySearchOptimizer(ss, torch.optim.Adam(ss.architecture_parameters(), lr=0.1), bound)
+    assert opt.max_latency_value == bound
+    for step in range(60):
+        x, _ = toy_batch(step)
+        labels = head(x).argmax(1).detach()
+
+        def closure():
+            opt.modify_loss(Fn.cross_entropy(ss(x), labels)).backward()
+
+        opt.zero_grad()
+        opt.step(closure)
+        assert float(F.architecture_latency(ss.forward_architecture, ss.get_latency_container().table())) <= bound
+        s = opt.last_sample
+        for c, j in enumerate(s.alternatives):
+            swapped = list(s.architecture)
+            swapped[c] = j
+            assert float(F.architecture_latency(swapped, ss.get_latency_container().table())) <= bound
+    arch = opt.prepare_validation_model()
+    assert ss.forward_architecture == arch
+    latency = float(F.architecture_latency(arch, ss.get_latency_container().table()))  # float64
+    assert latency <= bound
+    assert arch == F.select_architecture(tuple(ss.architecture_parameters()), ss.get_latency_container().table(), bound)
+    # The found architecture is the best feasible one (largest product of scales: the clean signal
+    # is damped least), not merely the cheap, most probable one: it uses the budget.
+    table = ss.get_latency_container().table()
+    feasible = [a for a in itertools.product(range(4), repeat=4) if float(F.architecture_latency(list(a), table)) <= bound]
+    assert _signal(arch) == max(_signal(a) for a in feasible) > 0
+    assert latency >= 0.75 * bound
+
+
+def test_fixed_latency_errors():
+    ss = _fixed_space(0.0)
+    user = torch.optim.Adam(ss.architecture_parameters())
+    with pytest.raises(ValueError, match=r"minimum latency of the search space \(0\.(9|8999)"):
+        EnotFixedLatencySearchOptimizer(ss, user, 0.6)
+    bare = scale_toy_space()
+    with pytest.raises(RuntimeError, match="initialize_latency"):
+        EnotFixedLatencySearchOptimizer(bare, torch.optim.Adam(bare.architecture_parameters()), 5.0)
+    assert isinstance(build_enot_optimizer("search", ss, user, max_latency_value=30.0), EnotFixedLatencySearchOptimizer)
+    assert type(build_enot_optimizer("search", ss, user)) is EnotSearchOptimizer
+    with pytest.raises(ValueError, match="unknown options"):
+        EnotSearchOptimizer(ss, user, sampler="fair")
+
+
+def test_prepare_validation_model_tunes_batch_norm_and_returns_the_architecture(mobilenet_space):
+    ss = mobilenet_space
+    data = [(torch.randn(4, 1, 8, 8) * 3 + 2, torch.zeros(4)) for _ in range(3)]
+    opt = EnotSearchOptimizer(ss, torch.optim.SGD(ss.architecture_parameters(), lr=0.1), bn_tune_dataloader=data,
+                              bn_validation_tune_batches=5)
+    assert (opt.bn_tune_batches, opt.bn_validation_tune_batches) == (10, 5)
+    arch = [1] * len(ss.layout.n_choices)
+    assert opt.prepare_validation_model([[i] for i in arch]) == arch
+    assert ss.forward_architecture == arch
+    stem_bn = [m for m in ss.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+    assert int(stem_bn.num_batches_tracked) == 5  # cycles through the 3-batch loader
+    assert opt.prepare_validation_model() == ss.best_architecture_int
+
+
+def test_param_groups_and_scheduler(nested_space):
+    ss = nested_space
+    user = torch.optim.SGD(ss.architecture_parameters(), lr=1.0)
+    opt = EnotSearchOptimizer(ss, user)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    x = torch.randn(2, 1, 6, 6)
+    opt.step(lambda: ss(x).sum().backward())
+    scheduler.step()
+    assert opt.param_groups[0]["lr"] == 0.5 == user.param_groups[0]["lr"]
+
+
+def test_state_dict_resumes_the_sampler(nested_space):
+    ss = nested_space
+    opt = EnotSearchOptimizer(ss, torch.optim.SGD(ss.architecture_parameters(), lr=0.1), seed=3)
+    x = torch.randn(2, 1, 6, 6)
+    opt.step(lambda: ss(x).sum().backward())
+    saved = opt.state_dict()
+    other = EnotSearchOptimizer(ss, torch.optim.SGD(ss.architecture_parameters(), lr=0.1))
+    other.load_state_dict(saved)
+    assert torch.equal(other._key, opt._key)
