@@ -135,6 +135,78 @@ def many_steps_with_batch_norm(rank: int, world: int, *, steps: int = 60) -> dic
     return {"state": {k: v.clone() for k, v in space.state_dict().items()}, "architectures": architectures}
 
 
+def search_facade(rank: int, world: int, *, steps: int = 4, tune: int = 2) -> dict:
+    """EnotSearchOptimizer with batch-norm tuning on a space with batch norm (Nested).
+
+    Per step every rank tunes on ``tune`` batches of its own and computes the loss on its slice of
+    the global batch; the one-process run (``world == 1``) tunes on the batches of both ranks in turn
+    (``2 * tune``) and computes the loss on the whole global batch.
+    """
+    from enot.optimize import EnotSearchOptimizer
+    from spaces import Nested
+
+    torch.manual_seed(0)
+    space = SearchSpaceModel(Nested()).double()
+    g = torch.Generator().manual_seed(9)
+
+    def bn_batch():
+        return (torch.randn(PER_RANK, 1, 6, 6, generator=g, dtype=torch.float64) * 2 + 0.5,)
+
+    # bn[s][r]: the tuning batches of rank r at step s; step == steps is the validation tuning.
+    bn = [[[bn_batch() for _ in range(tune)] for _ in range(2)] for _ in range(steps + 1)]
+    mine = [item for per_step in bn for item in (per_step[rank] if world > 1 else per_step[0] + per_step[1])]
+    per_step = tune if world > 1 else 2 * tune
+    opt = torch.optim.Adam(space.architecture_parameters(), lr=0.2)
+    enot_opt = EnotSearchOptimizer(
+        space, opt, bn_tune_dataloader=mine, bn_tune_batches=per_step, bn_validation_tune_batches=per_step, seed=4
+    )
+    architectures = []
+    for batch in global_batches(steps, 2):
+        x, y = shard(batch, rank, world)
+
+        def closure(x=x, y=y):
+            Fn.cross_entropy(space(x), y).backward()
+
+        enot_opt.zero_grad()
+        enot_opt.step(closure)
+        architectures.append(list(space.forward_architecture))
+    selected = enot_opt.prepare_validation_model()
+    return {
+        "logits": [p.detach().clone() for p in space.architecture_parameters()],
+        "probabilities": [p.detach().clone() for p in space.architecture_probabilities],
+        "architectures": architectures,
+        "selected": selected,
+        "buffers": {n: b.clone() for n, b in space.named_buffers()},
+        "reduced": enot_opt.reducer is not None,
+    }
+
+
+def search_functional(rank: int, world: int, reducer: Any = None, *, steps: int = 3, tune: int = 2) -> dict:
+    """enot.functional.search_step with batch-norm tuning and the reductions passed in (as search_facade)."""
+    import functools
+
+    from spaces import Nested
+
+    torch.manual_seed(0)
+    space = SearchSpaceModel(Nested()).double()
+    trees = F.split_search_space(space)
+    pure = F.adam(0.2)
+    state = F.search_init(trees.buffers, trees.logits, pure, F.key(6))
+    g = torch.Generator().manual_seed(9)
+    kwargs = {}
+    if reducer is not None:
+        kwargs = {"reduce_grads": reducer, "reduce_buffers": functools.partial(reducer.reduce_buffers, sum_counters=True)}
+    architectures = []
+    for batch in global_batches(steps, 2):
+        per_rank = [[(torch.randn(PER_RANK, 1, 6, 6, generator=g, dtype=torch.float64),) for _ in range(tune)] for _ in range(2)]
+        bn = per_rank[rank] if world > 1 else per_rank[0] + per_rank[1]
+        state, info = F.search_step(
+            space, pure, _loss, trees.params, state, [shard(batch, rank, world)], bn_batches=[bn], **kwargs
+        )
+        architectures += [s.architecture for s in info["samples"]]
+    return {"logits": list(state.logits), "buffers": state.buffers, "architectures": architectures}
+
+
 def ddp_is_refused(rank: int, world: int) -> dict:
     """Wrapping the search space in DistributedDataParallel: refused at construction and in the closure."""
     from torch.nn.parallel import DistributedDataParallel
@@ -214,6 +286,10 @@ JOBS = {
         "pretrain_functional": pretrain_functional(rank, world, ed.GradientReducer()),
         "many_steps": many_steps_with_batch_norm(rank, world),
         "ddp": ddp_is_refused(rank, world),
+    },
+    "search": lambda rank, world, outdir: {
+        "search_facade": search_facade(rank, world),
+        "search_functional": search_functional(rank, world, ed.GradientReducer()),
     },
     "failures": failures,
 }

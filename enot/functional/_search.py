@@ -238,6 +238,14 @@ def search_gradients(
     return {n: g for n, g in zip(names, grads) if g is not None}, new_buffers, loss.detach()
 
 
+def _check_loss(step: torch.Tensor, architecture: Sequence[int], loss: torch.Tensor) -> None:
+    if not torch.isfinite(loss).all():
+        raise FloatingPointError(
+            f"search step {int(step)}: the loss of architecture {architecture} is "
+            f"{loss.item() if loss.numel() == 1 else loss}; logits were not updated"
+        )
+
+
 def search_step(
     search_space: nn.Module,
     optimizer: Optimizer,
@@ -253,6 +261,8 @@ def search_step(
     sample_to_model_inputs: InputsFn = _default_inputs,
     check_finite: bool = True,
     apply: Callable[..., Any] | None = None,
+    reduce_grads: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
+    reduce_buffers: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
 ) -> tuple[SearchState, dict[str, Any]]:
     """One search update of the architecture logits over a ghost batch.
 
@@ -275,12 +285,19 @@ def search_step(
         sample_to_model_inputs: Maps one item to ``(args, kwargs)``.
         check_finite: Raise on a non-finite loss.
         apply: The pure forward (default ``make_apply(search_space)``; may be compiled).
+        reduce_grads: Across processes, applied to the summed logit gradients before the update
+            (``enot.distributed.GradientReducer()``: the mean over ranks); ``None``: identity.
+        reduce_buffers: Across processes, applied to the path's freshly tuned batch-norm buffers
+            before the loss (``functools.partial(reducer.reduce_buffers, sum_counters=True)``);
+            ``None``: identity.  Every rank must hold the same ``state.key``.
 
     Returns:
         ``(new_state, info)`` with ``info = {"loss": mean loss, "samples": [SearchSample, ...]}``.
 
     Raises:
         FloatingPointError: If ``check_finite`` and a loss is NaN or infinite; nothing is updated.
+            With ``reduce_grads`` the check runs after the reduction (on the reduced gradients too),
+            so that every rank raises together.
         ValueError: If ``batches`` is empty or ``bn_batches`` does not have one entry per batch.
     """
     if not batches:
@@ -298,20 +315,31 @@ def search_step(
                 search_space, params, buffers, bn_batches[b], architecture=sample.architecture,
                 sample_to_model_inputs=sample_to_model_inputs,
             )
+            if reduce_buffers is not None:
+                tuned = [n for n in _bn.batch_norm_buffer_names(search_space, sample.architecture) if n in buffers]
+                buffers.update(reduce_buffers({n: buffers[n] for n in tuned}))
         grads, buffers, loss = search_gradients(
             search_space, params, buffers, logits, sample, loss_fn, batch, table=table,
             latency_weight=latency_weight, frozen_bn=bn_batches is not None,
             sample_to_model_inputs=sample_to_model_inputs, apply=apply,
         )
-        if check_finite and not torch.isfinite(loss).all():
-            raise FloatingPointError(
-                f"search step {int(state.step)}: the loss of architecture {sample.architecture} is "
-                f"{loss.item() if loss.numel() == 1 else loss}; logits were not updated"
-            )
+        if check_finite and reduce_grads is None:
+            _check_loss(state.step, sample.architecture, loss)
         for name, grad in grads.items():
             total[name] = total[name] + grad if name in total else grad
         losses.append(loss)
         samples.append(sample)
+    if reduce_grads is not None:
+        total = dict(reduce_grads(total))
+        if check_finite:
+            for sample, loss in zip(samples, losses):
+                _check_loss(state.step, sample.architecture, loss)
+            bad = [n for n, g in total.items() if not torch.isfinite(g).all()]
+            if bad:
+                raise FloatingPointError(
+                    f"search step {int(state.step)}: the reduced gradients of {bad[:3]} are not finite "
+                    "(a loss on another rank was NaN or infinite); logits were not updated"
+                )
     names = logit_names(len(logits))
     new_logits, opt_state = optimizer.update(total, state.opt_state, dict(zip(names, logits)))
     new_state = SearchState(buffers, tuple(new_logits[n] for n in names), opt_state, key, state.step + 1)
