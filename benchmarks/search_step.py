@@ -1,0 +1,98 @@
+"""Cost of one search step, and of exact latency-bounded selection.
+
+1. Search-step time over the time of one forward+backward of the single extracted path the step
+   sampled (same batch, interleaved in the same run): `EnotSearchOptimizer.step(closure)` (unbounded)
+   and `EnotFixedLatencySearchOptimizer.step(closure)` (restricted sampling), no batch-norm tuning.
+   Target: at most 2.0.
+2. `enot.functional.select_architecture` time for 20x10 and 50x10 tables (random logits, and the
+   harder case where probability grows with latency), over several bounds.  Target: 20x10 < 50 ms.
+
+    python benchmarks/search_step.py [--repeats 15] [--batch 64] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+import torch.nn.functional as Fn
+
+import enot.functional as F
+from enot.latency import SearchSpaceLatencyContainer
+from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer
+
+from _measure import median_ratio, mobilenet_space, seconds
+
+
+def _step_ratios(fixed: bool, batch: int, repeats: int) -> tuple[float, float, float]:
+    space = mobilenet_space()
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    space.initialize_output_distribution_optimization(x)
+    n = space.layout.n_choices
+    lat = [[float(1 + k) for k in range(c)] for c in n]
+    space.apply_latency_container(SearchSpaceLatencyContainer("mmac", 1.0, lat))
+    user = torch.optim.Adam(space.architecture_parameters(), lr=0.05)
+    if fixed:
+        bound = 1.0 + sum(c for c in n) * 0.6
+        opt = EnotFixedLatencySearchOptimizer(space, user, bound)
+    else:
+        opt = EnotSearchOptimizer(space, user)
+
+    def closure():
+        Fn.cross_entropy(space(x), y).backward()
+
+    pairs = []
+    for r in range(repeats + 2):
+        t_search = seconds(lambda: (opt.zero_grad(), opt.step(closure)))
+        net = space.get_network_by_indexes(opt.last_sample.architecture)
+        net.train()
+
+        def plain():
+            net.zero_grad()
+            Fn.cross_entropy(net(x), y).backward()
+
+        plain()  # warm the extracted network once
+        t_plain = seconds(plain)
+        if r >= 2:
+            pairs.append((t_search, t_plain))
+    return median_ratio(pairs)
+
+
+def _selection_ms(n_containers: int, correlated: bool, fractions=(0.1, 0.3, 0.5, 0.8)) -> list[float]:
+    g = torch.Generator().manual_seed(n_containers)
+    lat = [torch.rand(10, generator=g, dtype=torch.float64) * 10 for _ in range(n_containers)]
+    table = F.latency_table(1.0, lat)
+    logits = [(l * 0.3 + 0.05 * torch.randn(10, generator=g, dtype=torch.float64)) if correlated
+              else torch.randn(10, generator=g, dtype=torch.float64) * 2 for l in lat]
+    lo, hi = float(F.min_latency(table)), float(F.max_latency(table))
+    times = []
+    for frac in fractions:
+        bound = lo + (hi - lo) * frac
+        times.append(statistics.median(seconds(lambda: F.select_architecture(logits, table, bound)) for _ in range(5)) * 1e3)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, 32x32 inputs")
+    for fixed in (False, True):
+        ours, ref, ratio = _step_ratios(fixed, args.batch, args.repeats)
+        name = "fixed-latency search step" if fixed else "search step"
+        print(f"{name:28s} {ours * 1e3:8.1f} ms  single-path fwd+bwd {ref * 1e3:8.1f} ms  ratio {ratio:.2f} (target <= 2.0)")
+    for n in (20, 50):
+        for correlated in (False, True):
+            ms = _selection_ms(n, correlated)
+            kind = "p grows with latency" if correlated else "random logits"
+            print(f"selection {n}x10 ({kind:20s}) bounds at 10/30/50/80%: " + " ".join(f"{t:6.1f}" for t in ms)
+                  + f" ms  (max {max(ms):.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()
