@@ -10,6 +10,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,8 +46,6 @@ def _launch(job: str, outdir) -> tuple[list[int | None], list[dict | None]]:
     ]
     for p in procs:
         p.start()
-    import time
-
     deadline = time.monotonic() + JOB_DEADLINE_S
     for p in procs:
         p.join(max(0.0, deadline - time.monotonic()))
@@ -147,6 +149,19 @@ def test_a_failing_rank_stops_every_rank_with_a_clear_error(tmp_path):
     assert first["dead_peer"] is not None, "rank 0 finished although its peer died"
 
 
+def test_the_example_runs_under_torchrun_as_documented(tmp_path):
+    pytest.importorskip("sklearn")
+    example = Path(__file__).resolve().parents[1] / "examples" / "distributed_pretrain.py"
+    assert "torchrun --standalone --nproc-per-node=2 examples/distributed_pretrain.py" in example.read_text()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(example),
+               "--epochs", "1", "--checkpoint", str(tmp_path / "ckpt.pt")]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=JOB_DEADLINE_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "world size 2, backend gloo" in done.stdout and "epoch 0: mean loss" in done.stdout
+    assert done.stdout.count("epoch 0") == 1  # rank 0 alone prints
+    assert (tmp_path / "ckpt.pt").exists()
+
+
 # ------------------------------------------------------------------ single process, no spawning
 def test_single_process_helpers_need_no_process_group(monkeypatch, capsys):
     import enot.distributed as ed
@@ -193,3 +208,40 @@ def test_functional_reduction_hooks_default_to_identity():
     plain = run()
     hooked = run(reduce_grads=lambda g: dict(g), reduce_buffers=lambda b: dict(b))
     _assert_trees_equal(plain, hooked)
+
+
+@pytest.fixture(scope="module")
+def search_job(tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("distributed_search")
+    codes, results = _launch("search", outdir)
+    assert codes == [0] * WORLD, _errors(outdir)
+    return results
+
+
+def test_two_rank_search_ends_with_the_same_probabilities_as_one_process(search_job):
+    results = search_job
+    reference = worker.search_facade(0, 1)
+    assert not reference["reduced"]
+    first, second = (r["search_facade"] for r in results)
+    for key in ("logits", "probabilities"):
+        assert all(torch.equal(a, b) for a, b in zip(first[key], second[key])), key  # ranks: bit-identical
+        for a, b in zip(first[key], reference[key]):
+            torch.testing.assert_close(a, b, atol=ATOL, rtol=RTOL)
+    assert first["architectures"] == second["architectures"] == reference["architectures"]
+    assert first["selected"] == second["selected"] == reference["selected"]
+    # The validation model's batch norm was tuned on both ranks' batches: the same as one process.
+    _assert_trees_equal(first["buffers"], second["buffers"])
+    _assert_trees_close(first["buffers"], reference["buffers"])
+    assert any(not torch.allclose(p, torch.full_like(p, 1 / len(p))) for p in reference["probabilities"])
+
+
+def test_two_rank_functional_search_equals_one_process(search_job):
+    results = search_job
+    reference = worker.search_functional(0, 1)
+    first, second = (r["search_functional"] for r in results)
+    assert first["architectures"] == second["architectures"] == reference["architectures"]
+    for a, b, c in zip(first["logits"], second["logits"], reference["logits"]):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(a, c, atol=ATOL, rtol=RTOL)
+    _assert_trees_equal(first["buffers"], second["buffers"])
+    _assert_trees_close(first["buffers"], reference["buffers"])

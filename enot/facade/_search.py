@@ -10,14 +10,16 @@ from typing import Any
 import torch
 
 from enot import functional as F
+from enot.distributed._ddp import check_not_ddp
+from enot.distributed._reduce import fingerprint
 from enot.facade._base import BaseEnotOptimizer, Closure, check_options, finite_or_raise
 from enot.models import SearchSpaceModel
 from enot.utils.dataloader2model import default_sample_to_model_inputs
 
 __all__ = ["EnotFixedLatencySearchOptimizer", "EnotSearchOptimizer"]
 
-_OPTIONS = ("seed",)
-_FIXED_OPTIONS = ("seed", "latency_loss_weight")
+_OPTIONS = ("reducer", "seed")
+_FIXED_OPTIONS = ("latency_loss_weight", "reducer", "seed")
 
 
 def _check_count(cls_name: str, name: str, value: Any) -> int:
@@ -46,14 +48,20 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         bn_tune_batches: Batches to tune batch norm at each search step (default 10).
         bn_validation_tune_batches: Batches to tune batch norm before each validation (default 50).
         sample_to_model_inputs: Maps dataloader items to ``(args, kwargs)`` of the model.
-        **options: ``seed``: integer seed of the architecture sampler (default 0).
+        **options: ``seed``: integer seed of the architecture sampler (default 0; the same on every
+            rank); ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
+            across processes the logits' gradients and the tuned batch-norm statistics are averaged
+            over ranks, so every rank keeps the same probabilities (``docs/distributed.md``; call
+            :meth:`prepare_validation_model` on every rank).
 
     Raises:
-        TypeError: If ``search_space`` is not a ``SearchSpaceModel`` or ``optimizer`` not a ``torch.optim.Optimizer``.
+        TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
+            ``DistributedDataParallel``) or ``optimizer`` not a ``torch.optim.Optimizer``.
         ValueError: On an unknown option or a negative batch count.
     """
 
     _options: tuple[str, ...] = _OPTIONS
+    _refuses_ddp = True
 
     def __init__(
         self,
@@ -66,6 +74,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         **options: Any,
     ) -> None:
         name = type(self).__name__
+        check_not_ddp(name, search_space)
         if not isinstance(search_space, SearchSpaceModel):
             raise TypeError(
                 f"{name} expects a SearchSpaceModel, got {type(search_space).__name__}; "
@@ -83,6 +92,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
         self.last_sample: F.SearchSample | None = None
+        self._use_reducer(options.get("reducer", "auto"))
 
     # ------------------------------------------------------------------------------ properties
     @property
@@ -148,10 +158,13 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
             ss, params, buffers, self._next_bn_batches(count), architecture=architecture,
             sample_to_model_inputs=self._sample_to_model_inputs,
         )
+        tuned = sorted(name for name, value in new.items() if value is not buffers[name])
         with torch.no_grad():
-            for name, value in new.items():
-                if value is not buffers[name]:
-                    buffers[name].copy_(value)
+            for name in tuned:
+                buffers[name].copy_(new[name])
+        if self._reducer is not None:  # every rank tuned on its own batches: average the statistics
+            self._reducer.agree(fingerprint(tuned), what="tuned batch-norm buffers", step=self._step_count)
+            self._reducer.reduce_buffers_((buffers[name] for name in tuned), sum_counters=True)
 
     # ------------------------------------------------------------------------------ sampling
     def _latency_bound(self) -> tuple[F.LatencyTable | None, float | None]:
@@ -173,6 +186,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         table, bound = self._latency_bound()
         logits = tuple(ss.architecture_parameters())
         self._key, sample = F.next_search_sample(self._key, logits, table, bound)
+        self._note_architectures((sample.architecture, sample.alternatives))
         ss.sample(sample.architecture)
         tuning = self._tuning(self._bn_tune_batches)
         if tuning:
