@@ -371,10 +371,13 @@ def test_loss_latency_expectation_matches_brute_force_and_gradient() -> None:
     assert torch.autograd.gradgradcheck(lambda *logits: F.expected_latency(logits, table), inputs)
 
 
-def test_forward_latency_and_expectation_follow_logits_dtype() -> None:
+def test_forward_latency_is_float64_and_expectation_follows_logits_dtype() -> None:
     space = small_mobilenet()
     L.initialize_latency("mmac", space, torch.randn(1, 3, 32, 32))
-    assert space.forward_latency.dtype == torch.float32
+    # float64 like every bound check, so a feasible architecture never reads as above its bound
+    assert space.forward_latency.dtype == torch.float64
+    assert float(space.forward_latency) == L.current_latency(space)
+    assert space.loss_latency_expectation.dtype == torch.float32
     assert space.loss_latency_expectation.requires_grad
     assert space.loss_latency_expectation.item() == pytest.approx(L.mean_latency(space), rel=1e-6)  # zero logits
 

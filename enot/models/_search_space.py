@@ -205,12 +205,16 @@ class SearchSpaceModel(nn.Module):
 
     @property
     def forward_latency(self) -> torch.Tensor:
-        """Latency of the selected architecture (0-d tensor, the logits' dtype and device).
+        """Latency of the selected architecture (0-d float64 tensor on the logits' device).
+
+        Always float64, the precision every latency-bound check uses, so an architecture that
+        meets a bound never reads as above it.
 
         Raises:
             RuntimeError: If no latency container is applied.
         """
-        return latency_math.architecture_latency(self.forward_architecture, self._latency_table())
+        table = self.get_latency_container().table(dtype=torch.float64, device=self.architecture_logits[0].device)
+        return latency_math.architecture_latency(self.forward_architecture, table)
 
     @property
     def loss_latency_expectation(self) -> torch.Tensor:
