@@ -6,7 +6,7 @@ feasibility with that same sum, so "feasible" means the same number everywhere.
 
 * :func:`select_architecture` solves the multiple-choice knapsack
   ``max_a sum_c score[c][a[c]]  s.t.  latency(a) <= bound`` exactly by dynamic programming over
-  Pareto fronts of (latency, score) partial solutions, pruned by the bound and by an upper bound
+  Pareto fronts of (latency, score) partial solutions, pruned by the bound and by the LP-relaxation upper bound
   on the score still reachable.
 * :func:`sample_feasible_architecture` draws from ``softmax(logits)`` restricted to the feasible
   set, exactly, by rejection from an exact proposal that is a superset of the feasible set.
@@ -105,8 +105,10 @@ def select_architecture(
     knapsack, solved exactly by dynamic programming over the Pareto front of (latency, score)
     partial solutions, container by container.  A partial solution is dropped only when another
     one is at least as fast and at least as good (it can never do better), when even the fastest
-    completion breaks the bound, or when even the best completion cannot beat a known feasible
-    architecture (found greedily first); so the optimum is never dropped.  Among architectures of
+    completion breaks the bound, or when the LP relaxation of its best completion cannot reach a
+    lower bound; so the optimum is never dropped.  The lower bound is first guessed close to the LP
+    bound of the whole problem (small fronts); a guess is accepted only when the programme finds an
+    architecture scoring at least the guess, otherwise it falls back towards a known feasible score.  Among architectures of
     equal score the faster one is returned; remaining ties are broken deterministically.
 
     Args:
@@ -127,44 +129,26 @@ def select_architecture(
     n_choices = [o.size for o in ops]
     values = _scores(scores if scores is not None else _log_probabilities(logits), n_choices)
     n = len(ops)
-    # Fastest completion of containers c..n-1, and Lagrangian upper bounds on the best completion's
-    # score: for any lam >= 0, best(c, budget) <= sum_{c' >= c} max_k (v - lam * l) + lam * budget.
+    # Fastest completion of containers c..n-1, and the LP-relaxation upper bound on the best
+    # completion's score within a budget (a concave piecewise-linear function of the budget).
     min_rest = np.zeros(n + 1)
     for c in range(n - 1, -1, -1):
         min_rest[c] = min_rest[c + 1] + ops[c].min()
-    lams = _multipliers(ops, values)
-    rest = np.zeros((n + 1, lams.size))
-    for c in range(n - 1, -1, -1):
-        rest[c] = rest[c + 1] + (values[c][:, None] - lams[None, :] * ops[c][:, None]).max(axis=0)
-    # A feasible architecture gives a lower bound on the optimum: greedy upgrades from the fastest.
-    lower = _greedy_lower_bound(constant, ops, values, bound)
-    slack = 1e-9 * max(1.0, abs(bound))  # partial sums and suffix minima are rounded differently
-    lat = np.array([constant])
-    score = np.array([0.0])
-    parents: list[np.ndarray] = []
-    choices: list[np.ndarray] = []
-    for c in range(n):
-        k = ops[c].size
-        cand_lat = (lat[:, None] + ops[c][None, :]).reshape(-1)
-        cand_score = (score[:, None] + values[c][None, :]).reshape(-1)
-        keep = (cand_lat + min_rest[c + 1] <= bound + slack) & np.isfinite(cand_score)
-        idx = np.nonzero(keep)[0]
-        cand_lat, cand_score = cand_lat[idx], cand_score[idx]
-        budget = np.maximum(bound - cand_lat, 0.0) + slack  # float sums may pass the bound by rounding
-        terms = rest[c + 1][None, :] + lams[None, :] * budget[:, None] + cand_score[:, None]
-        # Rounding slack proportional to the magnitudes summed (large multipliers cancel large terms).
-        scale = np.abs(rest[c + 1])[None, :] + lams[None, :] * budget[:, None] + np.abs(cand_score)[:, None]
-        upper = (terms + 1e-9 * (scale + 1.0)).min(axis=1)
-        hopeful = upper >= lower - 1e-9 * max(1.0, abs(lower))
-        idx, cand_lat, cand_score = idx[hopeful], cand_lat[hopeful], cand_score[hopeful]
-        order = np.lexsort((idx, -cand_score, cand_lat))  # latency up, score down, then index
-        cand_lat, cand_score, idx = cand_lat[order], cand_score[order], idx[order]
-        best_before = np.maximum.accumulate(np.concatenate(([-np.inf], cand_score[:-1])))
-        pareto = cand_score > best_before
-        idx = idx[pareto]
-        lat, score = cand_lat[pareto], cand_score[pareto]
-        parents.append(idx // k)
-        choices.append(idx % k)
+    hulls = [_hull(o, v) for o, v in zip(ops, values)]
+    suffix = [_suffix_bound(hulls[c:]) for c in range(n + 1)]
+    # A feasible architecture (LP rounding) gives a lower bound on the optimum, the LP relaxation an
+    # upper one.  Guess a lower bound close to the upper one first (few partial solutions survive):
+    # when the programme finds an architecture at least as good as the guess, the optimum was never
+    # pruned; otherwise lower the guess, ending with the known feasible score.
+    lower = _lp_rounding_lower_bound(constant, ops, values, hulls, bound)
+    xs, ys = suffix[0]
+    top = float(np.interp(bound - constant + 1e-9 * max(1.0, abs(bound)), xs, ys)) if np.isfinite(lower) else lower
+    for share in (0.3, 0.6, 1.0):
+        guess = top - (top - lower) * share
+        lat, score, parents, choices = _pareto_dp(constant, ops, values, bound, min_rest, suffix, guess)
+        found = score[lat <= bound]
+        if share == 1.0 or (found.size and found.max() >= guess):
+            break
     feasible = np.nonzero(lat <= bound)[0]
     if feasible.size == 0:  # cannot happen: the fastest architecture is feasible and never dominated away
         raise AssertionError("latency-bounded selection lost every feasible architecture")
@@ -177,50 +161,119 @@ def select_architecture(
     return architecture
 
 
-def _multipliers(ops: list[np.ndarray], values: list[np.ndarray], count: int = 15) -> np.ndarray:
-    """Lagrange multipliers for the upper bounds: 0 and quantiles of the score/latency trade-offs."""
-    ratios = []
-    for o, v in zip(ops, values):
-        dl = o[:, None] - o[None, :]
-        dv = v[:, None] - v[None, :]
-        mask = (dl > 0) & (dv > 0) & np.isfinite(dv)
-        ratios.append(dv[mask] / dl[mask])
-    ratios = np.concatenate(ratios) if ratios else np.zeros(0)
-    # Huge multipliers only add rounding error (they multiply latencies); keep them moderate.
-    spread = sum(float(np.ptp(v[np.isfinite(v)])) if np.isfinite(v).any() else 0.0 for v in values) + 1.0
-    cap = 1e6 * spread / (sum(float(o.max()) for o in ops) + 1e-300)
-    ratios = ratios[ratios <= cap]
-    if ratios.size == 0:
-        return np.zeros(1)
-    return np.concatenate(([0.0], np.quantile(ratios, np.linspace(0.0, 1.0, count))))
+def _pareto_dp(
+    constant: float,
+    ops: list[np.ndarray],
+    values: list[np.ndarray],
+    bound: float,
+    min_rest: np.ndarray,
+    suffix: list[tuple[np.ndarray, np.ndarray]],
+    lower: float,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """The dynamic programme over Pareto fronts of (latency, score) partial solutions.
+
+    Keeps, container by container, the partial solutions that no other one dominates, whose fastest
+    completion fits the bound and whose LP upper bound reaches ``lower``.  Returns the
+    final front's latencies and scores, and per container the parent index and choice of each point.
+    """
+    slack = 1e-9 * max(1.0, abs(bound))  # partial sums and suffix minima are rounded differently
+    lat = np.array([constant])
+    score = np.array([0.0])
+    parents: list[np.ndarray] = []
+    choices: list[np.ndarray] = []
+    for c in range(len(ops)):
+        k = ops[c].size
+        cand_lat = (lat[:, None] + ops[c][None, :]).reshape(-1)
+        cand_score = (score[:, None] + values[c][None, :]).reshape(-1)
+        keep = (cand_lat + min_rest[c + 1] <= bound + slack) & np.isfinite(cand_score)
+        idx = np.nonzero(keep)[0]
+        cand_lat, cand_score = cand_lat[idx], cand_score[idx]
+        budget = np.maximum(bound - cand_lat, 0.0) + slack  # float sums may pass the bound by rounding
+        xs, ys = suffix[c + 1]
+        upper = cand_score + np.interp(budget, xs, ys)
+        upper[budget < xs[0]] = -np.inf  # no completion with a finite score fits
+        # Rounding slack proportional to the magnitudes summed.
+        upper += 1e-9 * (np.abs(cand_score) + np.abs(ys).max() + 1.0)
+        hopeful = upper >= lower - 1e-9 * max(1.0, abs(lower))
+        idx, cand_lat, cand_score = idx[hopeful], cand_lat[hopeful], cand_score[hopeful]
+        order = np.lexsort((-cand_score, cand_lat))  # latency up, score down, then index (stable)
+        cand_lat, cand_score, idx = cand_lat[order], cand_score[order], idx[order]
+        best_before = np.maximum.accumulate(np.concatenate(([-np.inf], cand_score[:-1])))
+        pareto = cand_score > best_before
+        idx, lat, score = idx[pareto], cand_lat[pareto], cand_score[pareto]
+        parents.append(idx // k)
+        choices.append(idx % k)
+    return lat, score, parents, choices
 
 
-def _greedy_lower_bound(constant: float, ops: list[np.ndarray], values: list[np.ndarray], bound: float) -> float:
-    """Score of a feasible architecture: start from the fastest, then take the best-ratio upgrades."""
-    width = max(o.size for o in ops)
-    lat = np.full((len(ops), width), np.inf)
-    val = np.full((len(ops), width), -np.inf)
-    for c, (o, v) in enumerate(zip(ops, values)):
-        lat[c, : o.size], val[c, : v.size] = o, v
-    rows = np.arange(len(ops))
-    architecture = np.array([int(np.argmin(o)) for o in ops])
-    total = _sequential_latency(constant, ops, architecture.tolist())
-    for _ in range(lat.size):
-        gain = val - val[rows, architecture][:, None]
-        cost = lat - lat[rows, architecture][:, None]
-        ok = (gain > 0) & (total + cost <= bound)
-        if not ok.any():
-            break
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(ok, gain / np.maximum(cost, 1e-12), -np.inf)
-        c, k = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-        candidate = architecture.copy()
-        candidate[c] = k
-        new_total = _sequential_latency(constant, ops, candidate.tolist())
-        if new_total > bound:
-            break
-        architecture, total = candidate, new_total
-    return float(sum(v[k] for v, k in zip(values, architecture.tolist())))
+def _hull(ops: np.ndarray, values: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Upper concave hull of one container's finite (latency, score) points, from its fastest point.
+
+    Returns ``(latency, score, dl, dv, items)``: the start point, the hull's increasing segments
+    (slopes ``dv / dl`` decreasing and positive: the LP relaxation of the multiple-choice knapsack)
+    and the candidate index of every hull point.
+    """
+    points: list[tuple[float, float, int]] = []
+    order = sorted((l, -v, k) for k, (l, v) in enumerate(zip(ops.tolist(), values.tolist())) if v > -math.inf)
+    for l, v, k in ((l, -nv, k) for l, nv, k in order):
+        if points and v <= points[-1][1]:
+            continue  # dominated: not faster and not better
+        while len(points) >= 2:
+            (l1, v1, _), (l2, v2, _) = points[-2], points[-1]
+            if (v2 - v1) * (l - l1) <= (v - v1) * (l2 - l1):  # points[-1] lies on or under the chord
+                points.pop()
+            else:
+                break
+        points.append((l, v, k))
+    if not points:
+        return math.inf, -math.inf, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    lat = np.array([p[0] for p in points])
+    val = np.array([p[1] for p in points])
+    return points[0][0], points[0][1], np.diff(lat), np.diff(val), np.array([p[2] for p in points])
+
+
+def _suffix_bound(hulls: list[tuple[float, float, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Breakpoints ``(xs, ys)`` of the LP bound: the best score of the containers in ``hulls`` within
+    latency ``x`` is at most ``interp(x, xs, ys)`` (and none fits below ``xs[0]``)."""
+    base_lat = sum(h[0] for h in hulls)
+    base_val = sum(h[1] for h in hulls)
+    if not np.isfinite(base_val):
+        return np.array([np.inf]), np.array([-np.inf])
+    dl = np.concatenate([h[2] for h in hulls] + [np.zeros(0)])
+    dv = np.concatenate([h[3] for h in hulls] + [np.zeros(0)])
+    order = np.argsort(-(dv / dl), kind="stable")
+    xs = base_lat + np.concatenate(([0.0], np.cumsum(dl[order])))
+    ys = base_val + np.concatenate(([0.0], np.cumsum(dv[order])))
+    return xs, ys
+
+
+def _lp_rounding_lower_bound(
+    constant: float, ops: list[np.ndarray], values: list[np.ndarray], hulls: list, bound: float
+) -> float:
+    """Score of a feasible architecture (``-inf`` if none is found): the LP relaxation's greedy,
+    stopping per container at the first hull segment that does not fit."""
+    if not all(np.isfinite(h[1]) for h in hulls):
+        return -np.inf
+    architecture = [int(h[4][0]) for h in hulls]
+    position = [0] * len(hulls)
+    total = _sequential_latency(constant, ops, architecture)
+    segments = sorted(
+        ((-float(dv / dl), c, s) for c, h in enumerate(hulls) for s, (dl, dv) in enumerate(zip(h[2], h[3]))),
+    )
+    blocked = [False] * len(hulls)
+    for _, c, s in segments:
+        if blocked[c] or s != position[c]:
+            continue
+        dl = hulls[c][2][s]
+        if total + dl > bound:
+            blocked[c] = True
+            continue
+        total += dl
+        position[c] = s + 1
+        architecture[c] = int(hulls[c][4][s + 1])
+    if _sequential_latency(constant, ops, architecture) > bound:
+        return -np.inf
+    return float(sum(v[k] for v, k in zip(values, architecture)))
 
 
 def feasible_alternatives(architecture: Sequence[int], table: LatencyTable, max_latency: float | None) -> list[torch.Tensor]:
