@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import torch
 
 from enot._demo._pipeline import Outcome, Settings
+from enot.utils._atomic import atomic_write
 from enot._demo._space import BLOCKS, OPS
 
 FILES = {
@@ -45,22 +44,11 @@ def table(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-def _atomic_bytes(path: Path, write: Any) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(network: torch.nn.Module, output_dir: Path) -> Path:
     """``torch.save`` of the whole portable network (loads with ``torch.load(weights_only=False)``
     where ``enot`` is not installed)."""
     path = output_dir / FILES["model"]
-    _atomic_bytes(path, lambda file: torch.save(network, file))
+    atomic_write(path, lambda file: torch.save(network, file))
     return path
 
 
@@ -141,7 +129,7 @@ def report(outcome: Outcome, settings: Settings, files: dict[str, str], seconds:
 
 def save_json(data: dict[str, Any], path: Path) -> None:
     text = json.dumps(data, indent=1) + "\n"
-    _atomic_bytes(path, lambda file: file.write(text.encode()))
+    atomic_write(path, lambda file: file.write(text.encode()))
 
 
 def plot_probabilities(outcome: Outcome, path: Path) -> None:

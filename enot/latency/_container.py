@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import torch
 
 from enot.functional import _latency as latency_lib
+from enot.utils._atomic import atomic_write
 
 __all__ = ["SearchSpaceLatencyContainer"]
 
@@ -188,17 +187,7 @@ class SearchSpaceLatencyContainer:
         """
         path = Path(path)
         text = json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        atomic_write(path, lambda file: file.write(text), binary=False)
 
     @_ClassOrInstanceMethod
     def load_from_file(

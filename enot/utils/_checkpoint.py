@@ -21,10 +21,8 @@ renamed over the target, so an interrupted write never replaces a good checkpoin
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,6 +31,8 @@ import numpy as np
 import optree
 import torch
 from torch import nn
+
+from enot.utils._atomic import atomic_write
 
 __all__ = ["Restored", "load_checkpoint", "save_checkpoint"]
 
@@ -92,28 +92,6 @@ def _is_search_space(model: nn.Module) -> bool:
     return isinstance(model, SearchSpaceModel)
 
 
-def _write_atomic(payload: Any, path: Path) -> None:
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-
-
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module | None = None,
@@ -170,7 +148,7 @@ def save_checkpoint(
             raise TypeError(f"save_checkpoint: every leaf of state must be a tensor, got {sorted(set(bad))}")
         payload["state"] = list(leaves)
     payload["extra"] = dict(extra or {})
-    _write_atomic(payload, path)
+    atomic_write(path, lambda file: torch.save(payload, file))
 
 
 def load_checkpoint(
