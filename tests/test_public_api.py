@@ -12,9 +12,18 @@ PATHS = {
     "enot.models.operations": ["SearchVariantsContainer", "SearchableMobileInvertedBottleneck",
                                "SearchableFuseableSkipConv"],
     "enot.models.mobilenet": ["build_mobilenet", "MobileNetBaseStem", "MobileNetBaseHead"],
-    "enot.optimize": ["EnotPretrainOptimizer", "BaseEnotOptimizer"],
-    "enot.facade": ["EnotPretrainOptimizer", "BaseEnotOptimizer"],
-    "enot.functional": ["sgd", "adam", "adamw", "pretrain_step", "make_apply", "key", "split"],
+    "enot.optimize": ["EnotPretrainOptimizer", "EnotSearchOptimizer", "EnotFixedLatencySearchOptimizer",
+                      "EnotTrainOptimizer", "BaseEnotOptimizer", "build_enot_optimizer"],
+    "enot.facade": ["EnotPretrainOptimizer", "EnotSearchOptimizer", "EnotFixedLatencySearchOptimizer",
+                    "EnotTrainOptimizer", "BaseEnotOptimizer", "build_enot_optimizer"],
+    "enot.latency": ["initialize_latency", "available_calculators", "SearchSpaceLatencyContainer", "min_latency",
+                     "max_latency", "mean_latency", "median_latency", "current_latency", "best_arch_latency",
+                     "reset_latency", "plot_latency_heatmap"],
+    "enot.distributed": ["init_from_env", "GradientReducer", "DistributedSampler", "is_main_process",
+                         "print_main", "save_checkpoint"],
+    "enot.functional": ["sgd", "adam", "adamw", "pretrain_step", "search_step", "bn_tune", "make_apply", "key",
+                        "split", "select_architecture", "sample_feasible_architecture", "architecture_latency",
+                        "expected_latency"],
     "enot.utils": ["default_sample_to_model_inputs", "tune_bn_stats", "make_portable"],
     "enot.utils.common": ["make_portable"],
     "enot.utils.batch_norm": ["tune_bn_stats"],
@@ -29,7 +38,9 @@ def test_public_paths_import(path):
         assert hasattr(module, name), f"{path}.{name}"
 
 
-@pytest.mark.parametrize("path", ["enot.models", "enot.functional", "enot.facade", "enot.utils"])
+@pytest.mark.parametrize(
+    "path", ["enot.models", "enot.functional", "enot.facade", "enot.optimize", "enot.utils", "enot.latency", "enot.distributed"]
+)
 def test_all_is_sorted(path):
     names = importlib.import_module(path).__all__
     assert list(names) == sorted(names)
