@@ -135,8 +135,26 @@ def bn_tune(
     if max_batches is not None:
         batches = itertools.islice(batches, max_batches)
     selected = module.selected(architecture) if architecture is not None else contextlib.nullcontext()
+    trees = {**params, **new_buffers}
+    if architecture is not None:  # only the path's tensors are swapped in (the rest is never read)
+        on_path = set(_layout.path_names(module.layout, architecture))
+        trees = {n: t for n, t in trees.items() if n in on_path}
+    # One swap of the tensors for all batches (not one functional_call per batch).
+    loop = _Loop(module, sample_to_model_inputs)
     with _tuning_modes(module, cumulative), selected:
-        for batch in batches:
-            args, kwargs = sample_to_model_inputs(batch)
-            torch.func.functional_call(module, {**params, **new_buffers}, args, kwargs, strict=False)
+        torch.func.functional_call(loop, {f"module.{n}": t for n, t in trees.items()}, (batches,), strict=False)
     return new_buffers
+
+
+class _Loop(nn.Module):
+    """Runs ``module`` on every batch (so that ``functional_call`` swaps the tensors once)."""
+
+    def __init__(self, module: nn.Module, sample_to_model_inputs: InputsFn) -> None:
+        super().__init__()
+        self.module = module
+        self._inputs = sample_to_model_inputs
+
+    def forward(self, batches: Iterable[Any]) -> None:
+        for batch in batches:
+            args, kwargs = self._inputs(batch)
+            self.module(*args, **kwargs)
