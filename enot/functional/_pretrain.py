@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from enot.functional import _layout, _random, _sampling
+from enot.functional import _layout, _prefix, _random, _sampling
 from enot.functional._optim import Optimizer
 from enot.functional._trees import ApplyFn
 
@@ -120,6 +120,7 @@ def pretrain_step(
     check_finite: bool = True,
     reduce_grads: ReduceFn | None = None,
     reduce_buffers: ReduceFn | None = None,
+    share_prefix: bool = False,
 ) -> tuple[PretrainState, dict[str, Any]]:
     """One pretrain update over a ghost batch.
 
@@ -134,6 +135,14 @@ def pretrain_step(
     the update.  ``None`` (default) leaves them as they are.  Every rank must hold the same
     ``state.key``, so that all sample the same paths.
 
+    With ``share_prefix`` (useful with ``sampler="fair"``: several paths per batch) the modules the
+    model calls before its first container run once per batch for all its paths: each path is
+    differentiated down to their outputs and one backward through them takes the summed output
+    gradients (``enot.functional._prefix``).  Gradients equal the unshared ones up to float
+    summation order; the prefix's batch-norm statistics are updated once per batch instead of once
+    per path.  It needs ``apply`` from :func:`make_apply` without ``compile`` and a prefix without
+    randomness (dropout there would draw one mask for all paths).
+
     Returns:
         ``(new_state, info)`` with ``info = {"loss": mean loss (0-d tensor), "architectures": [...]}``.
 
@@ -147,8 +156,26 @@ def pretrain_step(
     key, params, buffers = state.key, state.params, dict(state.buffers)
     grads: dict[str, torch.Tensor] = {}
     losses, architectures = [], []
+    if share_prefix and getattr(apply, "search_space", None) is None:
+        raise TypeError("share_prefix=True needs apply made by enot.functional.make_apply(search_space)")
+    if share_prefix and getattr(apply, "compiled", False):
+        raise ValueError("share_prefix=True needs an eager apply (make_apply(..., compile=False)): it hooks the "
+                         "modules before the first container, which a compiled graph would bake in")
     for batch in batches:
         key, archs = next_architectures(key, layout.n_choices, sampler)
+        shared = None
+        if share_prefix and len(archs) > 1:
+            args, kwargs = sample_to_model_inputs(batch)
+            shared = _prefix.shared_path_gradients(apply, layout, params, buffers, archs, loss_fn, batch, args, kwargs)
+        if shared is not None:
+            path_grads, buffers, path_losses = shared
+            if check_finite and reduce_grads is None:
+                for arch, loss in zip(archs, path_losses):
+                    _check_loss(state.step, arch, loss)
+            _accumulate(grads, path_grads)
+            losses.extend(path_losses)
+            architectures.extend(archs)
+            continue
         for arch in archs:
             path_grads, buffers, loss = path_gradients(
                 apply, layout, params, buffers, arch, loss_fn, batch, sample_to_model_inputs

@@ -101,4 +101,6 @@ def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> Apply
             )
         return output, new_buffers
 
+    apply.search_space = search_space  # read by pretrain_step(share_prefix=True)
+    apply.compiled = compile
     return apply
