@@ -56,3 +56,41 @@ def test_compiled_pretrain_step_equals_eager_and_does_not_recompile_per_architec
     for arch in itertools.product(*map(range, n_choices)):
         F.path_gradients(apply, compiled_space.layout, trees.params, trees.buffers, list(arch), _loss, batches[0])
     assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_compiled_search_step_equals_eager_and_does_not_recompile_per_sample():
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    eager_space = SearchSpaceModel(Nested())
+    compiled_space = copy.deepcopy(eager_space)
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g)) for _ in range(8)]
+    trees = F.split_search_space(eager_space)
+    opt = F.adam(0.1)
+
+    results = []
+    for space, compile in ((eager_space, False), (compiled_space, True)):
+        apply = F.make_apply(space, compile=compile)
+        state = F.search_init(trees.buffers, trees.logits, opt, F.key(3))
+        for batch in batches[:4]:
+            state, info = F.search_step(space, opt, _loss, trees.params, state, [batch], apply=apply)
+        results.append((state, info))
+    (eager, eager_info), (compiled, compiled_info) = results
+    assert [s.architecture for s in eager_info["samples"]] == [s.architecture for s in compiled_info["samples"]]
+    for a, b in zip(compiled.logits, eager.logits):
+        torch.testing.assert_close(a, b, rtol=RTOL, atol=ATOL)
+    for name in eager.buffers:
+        torch.testing.assert_close(compiled.buffers[name], eager.buffers[name], rtol=RTOL, atol=ATOL)
+
+    # Cover every candidate as the path, then new samples (paths and alternatives) compile nothing more.
+    apply = F.make_apply(compiled_space, compile=True)
+    n_choices = compiled_space.layout.n_choices
+    for arch in itertools.product(*map(range, n_choices)):
+        F.path_gradients(apply, compiled_space.layout, trees.params, trees.buffers, list(arch), _loss, batches[0])
+    graphs = counters["stats"]["unique_graphs"]
+    assert 0 < graphs <= sum(n_choices) + len(n_choices) + 1
+    state = compiled
+    for batch in batches[4:]:
+        state, _ = F.search_step(compiled_space, opt, _loss, trees.params, state, [batch], apply=apply)
+    assert counters["stats"]["unique_graphs"] == graphs
