@@ -34,6 +34,7 @@ def test_compiled_pretrain_step_equals_eager_and_does_not_recompile_per_architec
     trees = F.split_search_space(eager_space)
     opt = F.sgd(0.1, momentum=0.9)
 
+    module_before = {n: t.clone() for n, t in compiled_space.state_dict().items()}
     results = []
     for space, compile in ((eager_space, False), (compiled_space, True)):
         apply = F.make_apply(space, compile=compile)
@@ -42,6 +43,10 @@ def test_compiled_pretrain_step_equals_eager_and_does_not_recompile_per_architec
             state, _ = F.pretrain_step(apply, space.layout, opt, _loss, state, [batch], sampler="fair")
         results.append(state)
     eager, compiled = results
+    # The pure step leaves the module as it was (compiled graphs once wrote batch-norm statistics
+    # into the module's own buffers).
+    for name, value in compiled_space.state_dict().items():
+        assert torch.equal(value, module_before[name]), name
     for name in eager.params:
         torch.testing.assert_close(compiled.params[name], eager.params[name], rtol=RTOL, atol=ATOL)
     for name in eager.buffers:
@@ -68,6 +73,7 @@ def test_compiled_search_step_equals_eager_and_does_not_recompile_per_sample():
     batches = [(torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g)) for _ in range(8)]
     trees = F.split_search_space(eager_space)
     opt = F.adam(0.1)
+    module_before = {n: t.clone() for n, t in compiled_space.state_dict().items()}
 
     results = []
     for space, compile in ((eager_space, False), (compiled_space, True)):
@@ -77,6 +83,8 @@ def test_compiled_search_step_equals_eager_and_does_not_recompile_per_sample():
             state, info = F.search_step(space, opt, _loss, trees.params, state, [batch], apply=apply)
         results.append((state, info))
     (eager, eager_info), (compiled, compiled_info) = results
+    for name, value in compiled_space.state_dict().items():
+        assert torch.equal(value, module_before[name]), name
     assert [s.architecture for s in eager_info["samples"]] == [s.architecture for s in compiled_info["samples"]]
     for a, b in zip(compiled.logits, eager.logits):
         torch.testing.assert_close(a, b, rtol=RTOL, atol=ATOL)

@@ -95,10 +95,25 @@ def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> Apply
     ) -> tuple[Any, dict[str, torch.Tensor]]:
         on_path = set(_layout.path_names(layout, architecture))
         new_buffers = {n: (b.clone() if n in on_path else b) for n, b in buffers.items()}
-        with search_space.selected(architecture):
-            output = torch.func.functional_call(
-                search_space, {**params, **new_buffers}, args, kwargs, strict=False
-            )
+        # Compiled graphs of a `functional_call`ed module can leave the module holding the tensors
+        # passed in and write batch-norm statistics into its own buffers (seen with torch 2.13 on
+        # CPU; the returned output and buffers are right).  Keep the module as it was: remember its
+        # parameters and a copy of its buffers, and rebind them after the call (in place would bump
+        # versions of tensors the graph saved for backward).
+        if compile:
+            own_params = dict(search_space.named_parameters(remove_duplicate=False))
+            own_buffers = {n: b.clone() for n, b in search_space.named_buffers(remove_duplicate=False)}
+        try:
+            with search_space.selected(architecture):
+                output = torch.func.functional_call(
+                    search_space, {**params, **new_buffers}, args, kwargs, strict=False
+                )
+        finally:
+            if compile:
+                for slot, saved in (("_parameters", own_params), ("_buffers", own_buffers)):
+                    for name, value in saved.items():
+                        owner, _, leaf = name.rpartition(".")
+                        getattr(search_space.get_submodule(owner), slot)[leaf] = value
         return output, new_buffers
 
     apply.search_space = search_space  # read by pretrain_step(share_prefix=True)

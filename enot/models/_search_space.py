@@ -167,7 +167,8 @@ class SearchSpaceModel(nn.Module):
         """
         for container in self._containers:
             container.compile_candidates(**compile_kwargs)
-        self._compiled_model = torch.compile(self.original_model, **compile_kwargs)
+        # Kept out of the module tree: state_dict, parameters() and named_modules() stay as before.
+        self.__dict__["_compiled_model"] = torch.compile(self.original_model, **compile_kwargs)
 
     # --------------------------------------------------------------------------------- extraction
     def get_network_by_indexes(self, indices: Sequence[int] | Sequence[Sequence[int]]) -> nn.Module:
