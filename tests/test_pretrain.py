@@ -288,3 +288,27 @@ def test_tutorial_loop_loss_goes_down():
             with torch.no_grad(), space.selected([0, 1, 2]):  # batch statistics, a fixed path
                 losses.append(sum(float(Fn.cross_entropy(space(x), y)) for x, y in data[2:6]) / 4)
     assert losses[-1] < 0.4 * losses[0]
+
+
+def test_tied_weights_stay_tied_in_the_functional_core():
+    """A module used twice (tied weights) gets the same tensor at both places in functional_call."""
+    torch.manual_seed(0)
+    first, second = nn.Linear(4, 4), nn.Linear(4, 4)
+    second.weight = first.weight  # two modules, one parameter
+    model = nn.Sequential(first, SearchVariantsContainer([nn.Tanh(), nn.Linear(4, 4)]), second, nn.Linear(4, 2))
+    space = SearchSpaceModel(model).double()
+    core_space = copy.deepcopy(space)
+    x, y = torch.randn(8, 4, dtype=torch.float64), torch.randint(0, 2, (8,))
+    enot_opt = EnotPretrainOptimizer(space, torch.optim.SGD(space.model_parameters(), lr=0.1),
+                                     check_recommended_optimizations=False, seed=1)
+    trees = F.split_search_space(core_space)
+    assert "original_model.2.weight" not in trees.params  # the alias is listed once
+    state = F.pretrain_init(trees.params, trees.buffers, F.sgd(0.1), F.key(1))
+    apply = F.make_apply(core_space)
+    for _ in range(3):
+        enot_opt.zero_grad()
+        enot_opt.step(lambda: Fn.cross_entropy(space(x), y).backward())
+        state, _ = F.pretrain_step(apply, core_space.layout, F.sgd(0.1), _loss, state, [(x, y)])
+    for name, value in space.named_parameters():
+        if name in state.params:
+            assert torch.equal(value, state.params[name]), name

@@ -84,7 +84,9 @@ def path_gradients(
     Returns ``(grads, new_buffers, loss)``; ``grads`` holds only the weights on the path that the
     loss depends on (others are absent, as ``.grad is None`` in ``torch.optim``).
     """
-    names = [n for n in _layout.path_names(layout, architecture) if n in params]
+    cached = getattr(apply, "path_names", None)  # make_apply's cache of the same function
+    on_path = cached(tuple(int(i) for i in architecture)) if cached else _layout.path_names(layout, architecture)
+    names = [n for n in on_path if n in params]
     leaves = {n: params[n].detach().requires_grad_(True) for n in names}
     args, kwargs = sample_to_model_inputs(batch)
     with torch.enable_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -67,6 +68,13 @@ def combine(search_space: nn.Module, trees: SearchSpaceTrees) -> None:
         param.copy_(value)
 
 
+def _has_aliases(module: nn.Module) -> bool:
+    """Whether a parameter or buffer of ``module`` is reachable under two names."""
+    names = [t for _, t in module.named_parameters(remove_duplicate=False)]
+    names += [t for _, t in module.named_buffers(remove_duplicate=False)]
+    return len({id(t) for t in names}) != len(names)
+
+
 def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> ApplyFn:
     """Returns the pure forward of one path of ``search_space``.
 
@@ -85,6 +93,18 @@ def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> Apply
     layout = search_space.layout
     if compile and getattr(search_space, "_compiled_model", None) is None:
         search_space.compile_paths()
+    # `functional_call` re-ties aliased weights by walking every module on every call (about 2 ms on
+    # the benchmark space); only pay for it when the model has aliases.
+    tied = _has_aliases(search_space)
+    containers = tuple(search_space.search_variants_containers)
+
+    @functools.lru_cache(maxsize=4096)
+    def path_names(architecture: tuple[int, ...]) -> tuple[str, ...]:
+        return _layout.path_names(layout, architecture)
+
+    @functools.lru_cache(maxsize=4096)
+    def on_path_names(architecture: tuple[int, ...]) -> frozenset[str]:
+        return frozenset(path_names(architecture))
 
     def apply(
         params: Mapping[str, torch.Tensor],
@@ -93,8 +113,15 @@ def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> Apply
         *args: Any,
         **kwargs: Any,
     ) -> tuple[Any, dict[str, torch.Tensor]]:
-        on_path = set(_layout.path_names(layout, architecture))
+        on_path = on_path_names(tuple(int(i) for i in architecture))
         new_buffers = {n: (b.clone() if n in on_path else b) for n, b in buffers.items()}
+        if any(c._hook is not None for c in containers):
+            # A search estimator's hooks run candidates off the path: give them the trees' tensors.
+            tensors = {**params, **new_buffers}
+        else:
+            # Only the path's tensors are swapped in; the rest of the module is never read.
+            tensors = {n: t for n, t in params.items() if n in on_path}
+            tensors.update((n, b) for n, b in new_buffers.items() if n in on_path)
         # Compiled graphs of a `functional_call`ed module can leave the module holding the tensors
         # passed in and write batch-norm statistics into its own buffers (seen with torch 2.13 on
         # CPU; the returned output and buffers are right).  Keep the module as it was: remember its
@@ -106,7 +133,7 @@ def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> Apply
         try:
             with search_space.selected(architecture):
                 output = torch.func.functional_call(
-                    search_space, {**params, **new_buffers}, args, kwargs, strict=False
+                    search_space, tensors, args, kwargs, strict=False, tie_weights=tied
                 )
         finally:
             if compile:
@@ -117,5 +144,6 @@ def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> Apply
         return output, new_buffers
 
     apply.search_space = search_space  # read by pretrain_step(share_prefix=True)
+    apply.path_names = path_names  # cached `path_names(layout, architecture)`, read by path_gradients
     apply.compiled = compile
     return apply
