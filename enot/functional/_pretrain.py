@@ -101,12 +101,16 @@ def _accumulate(total: dict[str, torch.Tensor], grads: Mapping[str, torch.Tensor
         total[name] = total[name] + grad if name in total else grad
 
 
-def _check_loss(step: torch.Tensor, architecture: Sequence[int], loss: torch.Tensor) -> None:
+def check_finite_loss(
+    step: torch.Tensor, architecture: Sequence[int], loss: torch.Tensor, *, phase: str = "pretrain", kept: str = "weights"
+) -> None:
+    """Raises ``FloatingPointError`` naming the step and architecture if ``loss`` is not finite."""
     if not torch.isfinite(loss).all():
         raise FloatingPointError(
-            f"pretrain step {int(step)}: the loss of architecture {architecture} is "
-            f"{loss.item() if loss.numel() == 1 else loss}; weights were not updated"
+            f"{phase} step {int(step)}: the loss of architecture {architecture} is "
+            f"{loss.item() if loss.numel() == 1 else loss}; {kept} were not updated"
         )
+
 
 
 def pretrain_step(
@@ -173,7 +177,7 @@ def pretrain_step(
             path_grads, buffers, path_losses = shared
             if check_finite and reduce_grads is None:
                 for arch, loss in zip(archs, path_losses):
-                    _check_loss(state.step, arch, loss)
+                    check_finite_loss(state.step, arch, loss)
             _accumulate(grads, path_grads)
             losses.extend(path_losses)
             architectures.extend(archs)
@@ -183,7 +187,7 @@ def pretrain_step(
                 apply, layout, params, buffers, arch, loss_fn, batch, sample_to_model_inputs
             )
             if check_finite and reduce_grads is None:
-                _check_loss(state.step, arch, loss)
+                check_finite_loss(state.step, arch, loss)
             _accumulate(grads, path_grads)
             losses.append(loss)
             architectures.append(arch)
@@ -191,7 +195,7 @@ def pretrain_step(
         grads = dict(reduce_grads(grads))
         if check_finite:
             for arch, loss in zip(architectures, losses):
-                _check_loss(state.step, arch, loss)
+                check_finite_loss(state.step, arch, loss)
             bad = [n for n, g in grads.items() if not torch.isfinite(g).all()]
             if bad:
                 raise FloatingPointError(

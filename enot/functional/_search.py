@@ -21,6 +21,7 @@ from torch import nn
 
 from enot.functional import _bn, _latency, _random, _sampling, _selection
 from enot.functional._optim import Optimizer
+from enot.functional._pretrain import check_finite_loss
 from enot.functional._trees import make_apply
 
 __all__ = [
@@ -239,11 +240,7 @@ def search_gradients(
 
 
 def _check_loss(step: torch.Tensor, architecture: Sequence[int], loss: torch.Tensor) -> None:
-    if not torch.isfinite(loss).all():
-        raise FloatingPointError(
-            f"search step {int(step)}: the loss of architecture {architecture} is "
-            f"{loss.item() if loss.numel() == 1 else loss}; logits were not updated"
-        )
+    check_finite_loss(step, architecture, loss, phase="search", kept="logits")
 
 
 def search_step(
