@@ -87,16 +87,21 @@ def pretrain(search_space: SearchSpaceModel, splits: Splits, settings: Settings,
     search_space.initialize_output_distribution_optimization(splits.train[0][:256])
     optimizer = torch.optim.SGD(search_space.model_parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
     enot_optimizer = EnotPretrainOptimizer(search_space, optimizer, seed=settings.seed)
-    steps = settings.pretrain_epochs * len(train)
+    _train(search_space, enot_optimizer, train, settings.pretrain_epochs, progress, "pretrain")
+
+
+def _train(model: nn.Module, enot_optimizer: Any, train: Any, epochs: int, progress: Progress, desc: str) -> None:
+    """The user's loop of ENOT's tutorials: closure + ``step``, cosine schedule, a progress bar."""
+    steps = epochs * len(train)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(enot_optimizer, T_max=max(steps, 1))
-    search_space.train()
-    bar = progress(total=steps, desc="pretrain")
-    for _ in range(settings.pretrain_epochs):
+    model.train()
+    bar = progress(total=steps, desc=desc)
+    for _ in range(epochs):
         for x, y in train:
             enot_optimizer.zero_grad()
 
             def closure() -> torch.Tensor:
-                loss = _cross_entropy(search_space, x, y)
+                loss = _cross_entropy(model, x, y)
                 loss.backward()
                 return loss
 
@@ -190,24 +195,7 @@ def tune(
     tune_bn_stats(network, train, n_steps=len(train))
     optimizer = torch.optim.SGD(network.parameters(), lr=0.02, momentum=0.9, nesterov=True, weight_decay=1e-4)
     enot_optimizer = EnotTrainOptimizer(network, optimizer)
-    steps = settings.tune_epochs * len(train)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(enot_optimizer, T_max=max(steps, 1))
-    network.train()
-    bar = progress(total=steps, desc=f"tune {name}")
-    for _ in range(settings.tune_epochs):
-        for x, y in train:
-            enot_optimizer.zero_grad()
-
-            def closure() -> torch.Tensor:
-                loss = _cross_entropy(network, x, y)
-                loss.backward()
-                return loss
-
-            loss = enot_optimizer.step(closure)
-            scheduler.step()
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            bar.update()
-    bar.close()
+    _train(network, enot_optimizer, train, settings.tune_epochs, progress, f"tune {name}")
     network.eval()
     return network, accuracy(network, splits.test)
 
