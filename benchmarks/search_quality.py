@@ -6,7 +6,7 @@ fastest and the slowest architecture, then fine-tunes the found architecture and
 architectures drawn uniformly among those that meet the same bound (all from the supernet's
 weights, the same epochs, optimizer and seed), and prints their test accuracies and latencies.
 
-    python benchmarks/search_quality.py [--pretrain-epochs 30] [--search-epochs 6] [--tune-epochs 5]
+    python benchmarks/search_quality.py [--pretrain-epochs 30] [--search-epochs 20] [--tune-epochs 5]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _tune(net, train, test, epochs: int, seed: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrain-epochs", type=int, default=30)
-    parser.add_argument("--search-epochs", type=int, default=6)
+    parser.add_argument("--search-epochs", type=int, default=20)
     parser.add_argument("--tune-epochs", type=int, default=5)
     parser.add_argument("--random", type=int, default=10)
     parser.add_argument("--fraction", type=float, default=0.5, help="bound = min + fraction * (max - min)")
