@@ -15,8 +15,6 @@ so later runs start faster).
 from __future__ import annotations
 
 import argparse
-import copy
-import statistics
 import time
 from collections.abc import Callable
 
@@ -25,7 +23,7 @@ import torch.nn.functional as Fn
 
 import enot.functional as F
 
-from _measure import OPS, median_ratio, mobilenet_space, peak_bytes, seconds
+from _measure import OPS, median_ratio, mobilenet_space, peak_bytes, selection_ms
 
 Row = tuple[str, str, str, str, str]
 SELECTION_TARGET_MS = 10.0
@@ -222,18 +220,8 @@ class Bench:
 def selection_rows() -> list[Row]:
     worst = {}
     for n in (20, 50):
-        times = []
-        for correlated in (False, True):
-            g = torch.Generator().manual_seed(n)
-            lat = [torch.rand(10, generator=g, dtype=torch.float64) * 10 for _ in range(n)]
-            table = F.latency_table(1.0, lat)
-            logits = [(l * 0.3 + 0.05 * torch.randn(10, generator=g, dtype=torch.float64)) if correlated
-                      else torch.randn(10, generator=g, dtype=torch.float64) * 2 for l in lat]
-            lo, hi = float(F.min_latency(table)), float(F.max_latency(table))
-            for frac in (0.1, 0.3, 0.5, 0.8):
-                bound = lo + (hi - lo) * frac
-                times.append(statistics.median(seconds(lambda: F.select_architecture(logits, table, bound)) for _ in range(7)))
-        worst[n] = max(times) * 1e3
+        times = [t for correlated in (False, True) for t in selection_ms(n, correlated, repeats=7)]
+        worst[n] = max(times)
     return [
         ("exact selection 20x10, worst of 8 cases (ms)", f"{worst[20]:.1f}", "-", "-", f"< {SELECTION_TARGET_MS:.0f} ms"),
         ("exact selection 50x10, worst of 8 cases (ms)", f"{worst[50]:.1f}", "-", "-", "(no target)"),

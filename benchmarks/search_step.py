@@ -13,16 +13,14 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
 import torch.nn.functional as Fn
 
-import enot.functional as F
 from enot.latency import SearchSpaceLatencyContainer
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer
 
-from _measure import median_ratio, mobilenet_space, seconds
+from _measure import median_ratio, mobilenet_space, seconds, selection_ms
 
 
 def _step_ratios(fixed: bool, batch: int, repeats: int) -> tuple[float, float, float]:
@@ -59,20 +57,6 @@ def _step_ratios(fixed: bool, batch: int, repeats: int) -> tuple[float, float, f
     return median_ratio(pairs)
 
 
-def _selection_ms(n_containers: int, correlated: bool, fractions=(0.1, 0.3, 0.5, 0.8)) -> list[float]:
-    g = torch.Generator().manual_seed(n_containers)
-    lat = [torch.rand(10, generator=g, dtype=torch.float64) * 10 for _ in range(n_containers)]
-    table = F.latency_table(1.0, lat)
-    logits = [(l * 0.3 + 0.05 * torch.randn(10, generator=g, dtype=torch.float64)) if correlated
-              else torch.randn(10, generator=g, dtype=torch.float64) * 2 for l in lat]
-    lo, hi = float(F.min_latency(table)), float(F.max_latency(table))
-    times = []
-    for frac in fractions:
-        bound = lo + (hi - lo) * frac
-        times.append(statistics.median(seconds(lambda: F.select_architecture(logits, table, bound)) for _ in range(5)) * 1e3)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -88,7 +72,7 @@ def main() -> None:
         print(f"{name:28s} {ours * 1e3:8.1f} ms  single-path fwd+bwd {ref * 1e3:8.1f} ms  ratio {ratio:.2f} (target <= 1.5)")
     for n in (20, 50):
         for correlated in (False, True):
-            ms = _selection_ms(n, correlated)
+            ms = selection_ms(n, correlated)
             kind = "p grows with latency" if correlated else "random logits"
             print(f"selection {n}x10 ({kind:20s}) bounds at 10/30/50/80%: " + " ".join(f"{t:6.1f}" for t in ms)
                   + f" ms  (max {max(ms):.1f} ms)")
