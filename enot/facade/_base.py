@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from enot import _guards
 from enot.distributed import _ddp
 from enot.distributed._env import is_distributed
 from enot.distributed._reduce import DistributedStepError, GradientReducer, fingerprint
@@ -117,6 +118,8 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         stripped first and restores ENOT's own state; dicts saved without it load as before)."""
         state_dict = dict(state_dict)
         enot_state = state_dict.pop("enot", None)
+        if enot_state is not None:
+            self._check_enot_state(enot_state)  # before anything is loaded
         self._optimizer.load_state_dict(state_dict)
         if enot_state is not None:
             self._load_enot_state(enot_state)
@@ -124,6 +127,10 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
     def _enot_state(self) -> dict[str, Any]:
         """ENOT's own state that a resumed run needs (subclasses extend it: sampler key...)."""
         return {"step_count": self._step_count}
+
+    def _check_enot_state(self, state: Any) -> None:
+        """Raises ``TypeError``/``ValueError`` if ``state`` is not an ``"enot"`` entry this optimizer can load."""
+        _guards.check_enot_state(type(self).__name__, state, self._enot_state())
 
     def _load_enot_state(self, state: dict[str, Any]) -> None:
         """Restores what :meth:`_enot_state` returned."""

@@ -1,0 +1,200 @@
+"""Checks that refuse bad input before anything changes (issue 12, `docs/reliability.md`).
+
+Each function raises ``TypeError``/``ValueError`` naming the bad value and what is allowed, and has
+no side effect, so callers run it before they mutate anything.  Depends on torch only: every layer
+may import it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+
+__all__ = [
+    "accepted_keywords",
+    "check_iterable",
+    "check_options",
+    "check_param_groups",
+    "latency_bound",
+]
+
+
+# --------------------------------------------------------------------------------------- options
+def accepted_keywords(owner: type | Any) -> tuple[str, ...]:
+    """Names of the keyword parameters of ``owner``'s constructor (a class) or of ``owner`` (a function)."""
+    function = owner.__init__ if isinstance(owner, type) else owner
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return ()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(p.name for p in parameters if p.kind in kinds and p.name != "self")
+
+
+def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Raises ``ValueError`` for every key of ``options`` not in ``allowed``.
+
+    The message lists every accepted name (the constructor's keyword parameters when ``owner`` is a
+    class, and the ``**options``) and suggests the closest one for each unknown name, so that a typo
+    such as ``bn_tune_batchs`` points at ``bn_tune_batches``.
+    """
+    allowed = sorted(allowed)
+    unknown = sorted(set(options) - set(allowed))
+    if not unknown:
+        return
+    name = owner if isinstance(owner, str) else owner.__name__
+    keywords = [] if isinstance(owner, str) else [k for k in accepted_keywords(owner) if k not in allowed]
+    every = sorted({*keywords, *allowed})
+    hints = []
+    for bad in unknown:
+        close = difflib.get_close_matches(str(bad), every, n=1, cutoff=0.6)
+        hints.append(f"{bad!r} (did you mean {close[0]!r}?)" if close else repr(bad))
+    accepted = f"keyword parameters {keywords}, options {allowed or 'none'}" if keywords else f"options {allowed or 'none'}"
+    plural = "s" if len(unknown) > 1 else ""
+    raise ValueError(f"{name} got unknown option{plural} {', '.join(hints)}; accepted: {accepted}")
+
+
+# -------------------------------------------------------------------------------------- numbers
+def latency_bound(owner: str, name: str, value: Any) -> float:
+    """``value`` as a finite float: a real number or a one-element real tensor (``min_latency`` returns one).
+
+    Raises:
+        TypeError: If ``value`` is not a real number or a one-element real tensor.
+        ValueError: If it is NaN or infinite (an infinite bound is no bound: use ``EnotSearchOptimizer``).
+    """
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(
+                f"{owner}: {name} must be a real number or a one-element real tensor, got a {value.dtype} tensor "
+                f"of shape {tuple(value.shape)}"
+            )
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{owner}: {name} must be a finite number, got nan")
+    if math.isinf(value):
+        raise ValueError(
+            f"{owner}: {name}={value} is not a latency bound; for a search without a bound use "
+            "EnotSearchOptimizer (build_enot_optimizer('search', ...) without max_latency_value)"
+        )
+    return value
+
+
+# ------------------------------------------------------------------------------------ iterables
+def check_iterable(owner: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` if ``value`` cannot be iterated (checked on the type: no iterator is made,
+    so a ``DataLoader`` starts no workers)."""
+    kind = type(value)
+    if not (hasattr(kind, "__iter__") or hasattr(kind, "__getitem__")) or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"{owner}: {name} must be an iterable of batches (a DataLoader, a list...), got {kind.__name__}"
+        )
+
+
+# ------------------------------------------------------------------------------ parameter sets
+def _params_of(group: Any) -> list[Any]:
+    params = group["params"] if isinstance(group, Mapping) else group
+    if isinstance(params, torch.Tensor):
+        return [params]
+    return list(params)
+
+
+def check_param_groups(
+    owner: str,
+    groups: Iterable[Any],
+    *,
+    expected: Iterable[torch.Tensor],
+    expected_name: str,
+    forbidden: Iterable[torch.Tensor] = (),
+    forbidden_name: str = "",
+    only_expected: bool = False,
+) -> None:
+    """Checks which parameters an optimizer (or a new parameter group) holds.
+
+    Args:
+        owner: Name for the message.
+        groups: ``param_groups`` (dicts with ``"params"``) or lists of tensors.
+        expected: The parameters this phase trains; at least one must be held.
+        expected_name: How the user gets them, e.g. ``"search_space.model_parameters()"``.
+        forbidden: Parameters this phase must never hold.
+        forbidden_name: How those are named in the message.
+        only_expected: Refuse any parameter outside ``expected`` (not only the forbidden ones).
+
+    Raises:
+        ValueError: Naming the parameters found and the ones expected.
+    """
+    held = [p for group in groups for p in _params_of(group)]
+    expected_ids = {id(p) for p in expected}
+    forbidden_ids = {id(p) for p in forbidden}
+    bad = sum(id(p) in forbidden_ids for p in held)
+    if bad:
+        raise ValueError(
+            f"{owner}: the optimizer holds {bad} of {forbidden_name}; this phase must not update them. "
+            f"Build the optimizer over {expected_name}"
+        )
+    if only_expected:
+        foreign = sum(id(p) not in expected_ids for p in held)
+        if foreign:
+            raise ValueError(
+                f"{owner}: the optimizer holds {foreign} parameter(s) that are not in {expected_name}; "
+                f"build it over {expected_name} only"
+            )
+    if held and not any(id(p) in expected_ids for p in held):
+        raise ValueError(
+            f"{owner}: the optimizer holds none of {expected_name} (its {len(held)} parameter(s) belong to "
+            f"something else); build it over {expected_name}"
+        )
+
+
+# ----------------------------------------------------------------------- optimizer "enot" entry
+def _count(value: Any) -> int | None:
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point() and not value.is_complex():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        return None
+    return int(value)
+
+
+def check_enot_state(owner: str, state: Any, allowed: Iterable[str]) -> None:
+    """Checks the ``"enot"`` entry of an ENOT optimizer's state dict before anything is loaded.
+
+    Args:
+        owner: Name for the message.
+        state: The entry.
+        allowed: The keys this optimizer saves (missing ones keep their defaults, as before).
+
+    Raises:
+        TypeError: If the entry is not a dict.
+        ValueError: On an unknown key, a step count or batch-norm position that is not a
+            non-negative integer, or a sampler key that is not two integers.
+    """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{owner}: the 'enot' entry must be a dict, got {type(state).__name__}")
+    allowed = sorted(allowed)
+    unknown = sorted(map(str, set(state) - set(allowed)))
+    if unknown:
+        raise ValueError(
+            f"{owner}: the 'enot' entry has keys {unknown} that this optimizer does not save (it saves {allowed}); "
+            "was it saved by another ENOT optimizer?"
+        )
+    for name in ("step_count", "bn_position"):
+        if name in state and _count(state[name]) is None:
+            raise ValueError(f"{owner}: the 'enot' entry's {name!r} must be a non-negative int, got {state[name]!r}")
+    if "key" in state:
+        key = state["key"]
+        ok = isinstance(key, torch.Tensor) and key.shape == (2,) and not key.is_floating_point() and not key.is_complex()
+        ok = ok and key.dtype != torch.bool
+        if not ok:
+            shape = tuple(key.shape) if isinstance(key, torch.Tensor) else type(key).__name__
+            raise ValueError(
+                f"{owner}: the 'enot' entry's 'key' must be an integer tensor of shape (2,) (enot.functional.key), "
+                f"got {shape}"
+            )
