@@ -28,10 +28,14 @@ def _tensors_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-def snapshot(model: nn.Module | None = None, optimizer: Any = None, files: list[Path] = (), **extra: Any) -> dict:
+def snapshot(
+    model: nn.Module | None = None, optimizer: Any = None, files: list[Path] = (), *, rng: bool = True, **extra: Any
+) -> dict:
     """Deep copies of parameters, buffers, architecture, .grad, optimizer state (with the sampler key),
-    global random states and file bytes."""
-    snap: dict[str, Any] = {"rng": (torch.get_rng_state(), np.random.get_state(legacy=False), random.getstate())}
+    global random states (unless ``rng=False``: a ``DataLoader`` draws its seed from them) and file bytes."""
+    snap: dict[str, Any] = {}
+    if rng:
+        snap["rng"] = (torch.get_rng_state(), np.random.get_state(legacy=False), random.getstate())
     if model is not None:
         snap["params"] = {n: p.detach().clone() for n, p in model.named_parameters()}
         snap["grads"] = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
@@ -49,7 +53,7 @@ def snapshot(model: nn.Module | None = None, optimizer: Any = None, files: list[
 
 
 def assert_unchanged(before: dict, model: nn.Module | None = None, optimizer: Any = None, **extra: Any) -> None:
-    after = snapshot(model, optimizer, [Path(f) for f in before["files"]], **extra)
+    after = snapshot(model, optimizer, [Path(f) for f in before["files"]], rng="rng" in before, **extra)
     for part in before:
         if part == "rng":
             t0, n0, p0 = before["rng"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from enot import _guards
 from enot import functional as F
 from enot.distributed._ddp import check_not_ddp
 from enot.distributed._reduce import fingerprint
@@ -82,6 +83,8 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
             )
         check_options(name, options, self._options)
         super().__init__(search_space, optimizer)
+        if bn_tune_dataloader is not None:
+            _guards.check_iterable(name, "bn_tune_dataloader", bn_tune_dataloader)
         self._bn_tune_dataloader = bn_tune_dataloader
         self._bn_tune_batches = _check_count(name, "bn_tune_batches", bn_tune_batches)
         self._bn_validation_tune_batches = _check_count(name, "bn_validation_tune_batches", bn_validation_tune_batches)
@@ -145,7 +148,11 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
                 restarted = False
             except StopIteration:
                 if restarted:
-                    raise ValueError(f"{type(self).__name__}: bn_tune_dataloader yields no batches") from None
+                    raise ValueError(
+                        f"{type(self).__name__}: bn_tune_dataloader yields no batches (it is empty, or a one-pass "
+                        "iterator such as a generator that is exhausted: give a DataLoader or a list); the "
+                        "batch-norm statistics are unchanged"
+                    ) from None
                 self._bn_iterator, restarted = None, True
         return items
 
