@@ -51,13 +51,14 @@ def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterab
     name = owner if isinstance(owner, str) else owner.__name__
     keywords = [] if isinstance(owner, str) else [k for k in accepted_keywords(owner) if k not in allowed]
     every = sorted({*keywords, *allowed})
-    hints = []
+    suggestions = []
     for bad in unknown:
         close = difflib.get_close_matches(str(bad), every, n=1, cutoff=0.6)
-        hints.append(f"{bad!r} (did you mean {close[0]!r}?)" if close else repr(bad))
+        if close:
+            suggestions.append(f"{close[0]!r}" if len(unknown) == 1 else f"{close[0]!r} for {bad!r}")
+    hint = f" (did you mean {', '.join(suggestions)}?)" if suggestions else ""
     accepted = f"keyword parameters {keywords}, options {allowed or 'none'}" if keywords else f"options {allowed or 'none'}"
-    plural = "s" if len(unknown) > 1 else ""
-    raise ValueError(f"{name} got unknown option{plural} {', '.join(hints)}; accepted: {accepted}")
+    raise ValueError(f"{name} got unknown options {unknown}{hint}; accepted: {accepted}")
 
 
 # -------------------------------------------------------------------------------------- numbers
@@ -113,45 +114,52 @@ def check_param_groups(
     *,
     expected: Iterable[torch.Tensor],
     expected_name: str,
-    forbidden: Iterable[torch.Tensor] = (),
-    forbidden_name: str = "",
-    only_expected: bool = False,
+    other: Iterable[torch.Tensor],
+    other_name: str,
+    new_group: bool = False,
 ) -> None:
-    """Checks which parameters an optimizer (or a new parameter group) holds.
+    """Refuses parameter sets with which a phase would run and learn nothing.
+
+    An optimizer must hold at least one of the parameters the phase trains (a search over the weights
+    only "finds" ``[0, 0, ...]``); a group added later must not consist of the other phase's
+    parameters only.  Other parameters next to the expected ones are tolerated, so ENOT 2.x scripts
+    that pass ``search_space.parameters()`` keep working: search freezes the weights, pretrain gives
+    the logits no gradient, and a learnable part of the loss may sit beside them.
 
     Args:
         owner: Name for the message.
         groups: ``param_groups`` (dicts with ``"params"``) or lists of tensors.
-        expected: The parameters this phase trains; at least one must be held.
+        expected: The parameters this phase trains.
         expected_name: How the user gets them, e.g. ``"search_space.model_parameters()"``.
-        forbidden: Parameters this phase must never hold.
-        forbidden_name: How those are named in the message.
-        only_expected: Refuse any parameter outside ``expected`` (not only the forbidden ones).
+        other: The other phase's parameters.
+        other_name: How those are named in the message.
+        new_group: ``groups`` is one group for ``add_param_group``.
 
     Raises:
-        ValueError: Naming the parameters found and the ones expected.
+        ValueError: Naming what the optimizer (or group) holds and what it should hold.
     """
     held = [p for group in groups for p in _params_of(group)]
-    expected_ids = {id(p) for p in expected}
-    forbidden_ids = {id(p) for p in forbidden}
-    bad = sum(id(p) in forbidden_ids for p in held)
-    if bad:
-        raise ValueError(
-            f"{owner}: the optimizer holds {bad} of {forbidden_name}; this phase must not update them. "
-            f"Build the optimizer over {expected_name}"
-        )
-    if only_expected:
-        foreign = sum(id(p) not in expected_ids for p in held)
-        if foreign:
+    if not held:
+        return
+    other_ids = {id(p) for p in other}
+    n_other = sum(id(p) in other_ids for p in held)
+    if new_group:
+        if n_other == len(held):
             raise ValueError(
-                f"{owner}: the optimizer holds {foreign} parameter(s) that are not in {expected_name}; "
-                f"build it over {expected_name} only"
+                f"{owner}.add_param_group: the group holds only {other_name} ({n_other}), which this phase never "
+                f"trains; add {expected_name} instead"
             )
-    if held and not any(id(p) in expected_ids for p in held):
-        raise ValueError(
-            f"{owner}: the optimizer holds none of {expected_name} (its {len(held)} parameter(s) belong to "
-            f"something else); build it over {expected_name}"
-        )
+        return
+    expected_ids = {id(p) for p in expected}
+    if any(id(p) in expected_ids for p in held):
+        return
+    kinds = [f"{n_other} of {other_name}"] if n_other else []
+    if len(held) > n_other:
+        kinds.append(f"{len(held) - n_other} parameter(s) from outside the search space")
+    raise ValueError(
+        f"{owner}: the optimizer holds none of {expected_name}, so this phase would learn nothing (it holds "
+        f"{' and '.join(kinds)}); build it over {expected_name}"
+    )
 
 
 # ----------------------------------------------------------------------- optimizer "enot" entry

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from enot import _guards
 from enot import functional as F
 from enot.distributed._ddp import check_not_ddp
 from enot.facade._base import BaseEnotOptimizer, Closure, check_options, finite_or_raise
@@ -42,7 +43,8 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``, which the closure must not call either) or ``optimizer`` not a
             ``torch.optim.Optimizer``.
-        ValueError: On an unknown option or a bad option value.
+        ValueError: On an unknown option or a bad option value, or if ``optimizer`` holds none of
+            ``search_space.model_parameters()`` (it would learn nothing; also in :meth:`add_param_group`).
     """
 
     _refuses_ddp = True
@@ -60,8 +62,9 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
                 f"EnotPretrainOptimizer expects a SearchSpaceModel, got {type(search_space).__name__}; "
                 "wrap your model with enot.models.SearchSpaceModel"
             )
-        check_options(type(self).__name__, options, _OPTIONS)
+        check_options(type(self), options, _OPTIONS)
         super().__init__(search_space, optimizer)
+        self._check_params(optimizer.param_groups)
         sampler = options.get("sampler", "uniform")
         if sampler not in F.SAMPLERS:
             raise ValueError(f"EnotPretrainOptimizer sampler must be one of {F.SAMPLERS}, got {sampler!r}")
@@ -75,6 +78,15 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
     def search_space(self) -> SearchSpaceModel:
         """Search space model passed to the constructor."""
         return self._model  # type: ignore[return-value]
+
+    def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
+        ss = self.search_space
+        _guards.check_param_groups(
+            type(self).__name__, groups,
+            expected=ss.model_parameters(), expected_name="search_space.model_parameters()",
+            other=ss.architecture_parameters(),
+            other_name="search_space.architecture_parameters() (the logits, trained in search)", new_group=new_group,
+        )
 
     def _enot_state(self) -> dict[str, Any]:
         return {**super()._enot_state(), "key": self._key.clone()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -58,7 +57,9 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``) or ``optimizer`` not a ``torch.optim.Optimizer``.
-        ValueError: On an unknown option or a negative batch count.
+        ValueError: On an unknown option or a negative batch count, or if ``optimizer`` holds none of
+            ``search_space.architecture_parameters()`` (it would learn nothing; also in
+            :meth:`add_param_group`).
     """
 
     _options: tuple[str, ...] = _OPTIONS
@@ -81,8 +82,9 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
                 f"{name} expects a SearchSpaceModel, got {type(search_space).__name__}; "
                 "wrap your model with enot.models.SearchSpaceModel"
             )
-        check_options(name, options, self._options)
+        check_options(type(self), options, self._options)
         super().__init__(search_space, optimizer)
+        self._check_params(optimizer.param_groups)
         if bn_tune_dataloader is not None:
             _guards.check_iterable(name, "bn_tune_dataloader", bn_tune_dataloader)
         self._bn_tune_dataloader = bn_tune_dataloader
@@ -102,6 +104,15 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
     def search_space(self) -> SearchSpaceModel:
         """Search space model passed to the constructor."""
         return self._model  # type: ignore[return-value]
+
+    def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
+        ss = self.search_space
+        _guards.check_param_groups(
+            type(self).__name__, groups,
+            expected=ss.architecture_parameters(), expected_name="search_space.architecture_parameters()",
+            other=ss.model_parameters(),
+            other_name="search_space.model_parameters() (the weights, which search never changes)", new_group=new_group,
+        )
 
     @property
     def bn_tune_batches(self) -> int:
@@ -266,7 +277,10 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
 
     Raises:
         RuntimeError: If the search space has no latency (call ``enot.latency.initialize_latency``).
-        ValueError: If ``max_latency_value`` is below the search space's minimum latency (stating it).
+        TypeError: If ``max_latency_value`` is not a real number or a one-element tensor (a 0-d tensor,
+            as ``enot.latency.min_latency`` returns, is accepted).
+        ValueError: If ``max_latency_value`` is below the search space's minimum latency (stating it),
+            NaN, or infinite (an infinite bound is no bound: use :class:`EnotSearchOptimizer`).
     """
 
     _options = _FIXED_OPTIONS
@@ -292,11 +306,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
                 f"{name}: the search space has no latency; call enot.latency.initialize_latency(latency_type, "
                 "search_space, inputs) (or search_space.apply_latency_container(container)) first"
             )
-        if isinstance(max_latency_value, bool) or not isinstance(max_latency_value, (int, float)) or not math.isfinite(
-            float(max_latency_value)
-        ):
-            raise ValueError(f"{name}: max_latency_value must be a finite number, got {max_latency_value!r}")
-        self._max_latency_value = float(max_latency_value)
+        self._max_latency_value = _guards.latency_bound(name, "max_latency_value", max_latency_value)
         minimum = F.min_feasible_latency(self._table())
         if minimum > self._max_latency_value:
             raise ValueError(

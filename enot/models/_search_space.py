@@ -54,7 +54,8 @@ class SearchSpaceModel(nn.Module):
                 "SearchSpaceModel found no SearchVariantsContainer in the model; put the candidate "
                 "operations of each choice block into a SearchVariantsContainer"
             )
-        self._container_names = tuple(f"original_model.{name}" for name, _ in named)
+        # A model that is itself a container is named "original_model" (not "original_model.").
+        self._container_names = tuple(f"original_model.{name}" if name else "original_model" for name, _ in named)
         self._containers = tuple(module for _, module in named)
         param = next(original_model.parameters(), None)
         device = param.device if param is not None else None
@@ -278,6 +279,8 @@ class SearchSpaceModel(nn.Module):
 
         Raises:
             RuntimeError: If called a second time.
+            ValueError: If the candidates of a container give outputs of different shapes (or one fails
+                on the container's input), naming the container and the shapes; nothing has changed then.
         """
         if self._output_distribution_optimized:
             raise RuntimeError(
