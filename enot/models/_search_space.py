@@ -14,6 +14,8 @@ from enot.functional import _latency as latency_math
 from enot.functional import _layout as layout_lib
 from enot.functional import _sampling as sampling_lib
 from enot.models._container import SearchVariantsContainer
+from enot.models._latency_source import LatencySource
+from enot.models._portable import make_portable
 
 __all__ = ["SearchSpaceModel"]
 
@@ -63,7 +65,7 @@ class SearchSpaceModel(nn.Module):
         )
         self._layout = layout_lib.build_layout(self, self._container_names)
         self._output_distribution_optimized = False
-        self._latency_container = None  # set by enot.latency
+        self._latency_container: LatencySource | None = None  # set by apply_latency_container
         self._compiled_model: nn.Module | None = None  # set by compile_paths
 
     # ----------------------------------------------------------------------------------- structure
@@ -177,8 +179,6 @@ class SearchSpaceModel(nn.Module):
         It holds copies of the shared weights and buffers on that path and, in ``eval()``, computes
         the same outputs as the search space with that architecture selected.
         """
-        from enot.utils._portable import make_portable  # local: utils builds on models
-
         architecture = self._normalize(indices)
         chosen = dict(zip(self._containers, architecture))
         model = _copy_without_containers(self.original_model, chosen)
@@ -189,7 +189,6 @@ class SearchSpaceModel(nn.Module):
         return self.get_network_by_indexes(self.best_architecture_int)
 
     # ------------------------------------------------------------------ latency (enot.latency)
-    # Begin latency section: members over the applied SearchSpaceLatencyContainer.
     @property
     def latency_type(self) -> str | None:
         """Type of the applied latency container (``'mmac'``, ``'time'``, ...), ``None`` before."""
@@ -229,7 +228,7 @@ class SearchSpaceModel(nn.Module):
         """
         return latency_math.expected_latency(tuple(self.architecture_logits), self._latency_table())
 
-    def get_latency_container(self) -> Any:
+    def get_latency_container(self) -> LatencySource:
         """The applied :class:`enot.latency.SearchSpaceLatencyContainer`.
 
         Raises:
@@ -243,25 +242,28 @@ class SearchSpaceModel(nn.Module):
             )
         return self._latency_container
 
-    def apply_latency_container(self, container: Any) -> None:
+    def apply_latency_container(self, container: LatencySource) -> None:
         """Uses ``container`` as this search space's latency table.
 
+        Args:
+            container: An ``enot.latency.SearchSpaceLatencyContainer`` (or any :class:`LatencySource`).
+
         Raises:
-            TypeError: If ``container`` is not a ``SearchSpaceLatencyContainer``.
+            TypeError: If ``container`` is not a ``SearchSpaceLatencyContainer`` (has not the
+                members of :class:`LatencySource`).
             ValueError: If its container count or candidate counts differ from this search space's.
         """
-        from enot.latency._container import SearchSpaceLatencyContainer  # local: latency builds on models
-
-        if not isinstance(container, SearchSpaceLatencyContainer):
-            raise TypeError(f"apply_latency_container expects a SearchSpaceLatencyContainer, got {type(container).__name__}")
+        if not isinstance(container, LatencySource):
+            raise TypeError(
+                f"apply_latency_container expects a SearchSpaceLatencyContainer (latency_type, constant_latency, "
+                f"table(), check_matches()), got {type(container).__name__}"
+            )
         container.check_matches(self.layout.n_choices, self.layout.container_names)
         self._latency_container = container
 
     def _latency_table(self) -> latency_math.LatencyTable:
         logits = self.architecture_logits[0]
         return self.get_latency_container().table(dtype=logits.dtype, device=logits.device)
-
-    # End latency section.
     # ------------------------------------------------------------------ output distribution init
     @property
     def output_distribution_optimization_enabled(self) -> bool:

@@ -1,6 +1,6 @@
 """Utilities: dataloader mapping, batch-norm recalibration, portable models."""
 
-from enot.utils._portable import make_portable
+from enot.models._portable import make_portable
 from enot.utils.batch_norm import tune_bn_stats
 from enot.utils.dataloader2model import default_sample_to_model_inputs
 
