@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-import enot.functional as F
+import enot.functional as ef
 from enot.latency import initialize_latency, min_latency, max_latency
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotPretrainOptimizer
@@ -31,14 +31,14 @@ def pretrain_equivalence(device: torch.device) -> float:
     space.initialize_output_distribution_optimization(x)
     core = copy.deepcopy(space)
     enot_opt = EnotPretrainOptimizer(space, torch.optim.SGD(space.model_parameters(), lr=0.05, momentum=0.9), seed=3)
-    trees = F.split_search_space(core)
-    pure = F.sgd(0.05, momentum=0.9)
-    state = F.pretrain_init(trees.params, trees.buffers, pure, F.key(3))
-    apply = F.make_apply(core)
+    trees = ef.split_search_space(core)
+    pure = ef.sgd(0.05, momentum=0.9)
+    state = ef.pretrain_init(trees.params, trees.buffers, pure, ef.random.key(3))
+    apply = ef.make_apply(core)
     for _ in range(3):
         enot_opt.zero_grad()
         enot_opt.step(lambda: Fn.cross_entropy(space(x), y).backward())
-        state, _ = F.pretrain_step(apply, core.layout, pure, lambda o, b: Fn.cross_entropy(o, b[1]), state, [(x, y)])
+        state, _ = ef.pretrain_step(apply, pure, lambda o, b: Fn.cross_entropy(o, b[1]), state, [(x, y)])
     params = dict(space.named_parameters())
     return max(float((params[n].detach() - v).abs().max()) for n, v in state.params.items())
 

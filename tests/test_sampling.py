@@ -7,7 +7,7 @@ import collections
 import pytest
 import torch
 
-import enot.functional as F
+import enot.functional as ef
 
 # 99.9% quantiles of the chi-square distribution for the degrees of freedom used below.
 CHI2_999 = {1: 10.83, 2: 13.82, 3: 16.27, 4: 18.47}
@@ -19,25 +19,25 @@ def _chi_square(counts: list[int], probabilities: list[float]) -> float:
 
 
 def test_keys_are_deterministic_and_pure():
-    k = F.key(3)
-    assert torch.equal(k, F.key(3)) and not torch.equal(k, F.key(4))
+    k = ef.random.key(3)
+    assert torch.equal(k, ef.random.key(3)) and not torch.equal(k, ef.random.key(4))
     copy = k.clone()
-    a, b = F.split(k)
+    a, b = ef.random.split(k)
     assert torch.equal(k, copy)
     assert not torch.equal(a, b)
-    assert torch.equal(F.split(k, 3)[0], F.split(k, 3)[0])
-    assert not torch.equal(F.fold_in(k, 1), F.fold_in(k, 2))
+    assert torch.equal(ef.random.split(k, 3)[0], ef.random.split(k, 3)[0])
+    assert not torch.equal(ef.random.fold_in(k, 1), ef.random.fold_in(k, 2))
     with pytest.raises(ValueError):
-        F.key(-1)
+        ef.random.key(-1)
     with pytest.raises(TypeError):
-        F.split(torch.zeros(3))
+        ef.random.split(torch.zeros(3))
 
 
 def test_same_seed_same_sequence():
     def run(seed):
-        key, seq = F.key(seed), []
+        key, seq = ef.random.key(seed), []
         for _ in range(10):
-            key, archs = F.next_architectures(key, (3, 2, 5), "uniform")
+            key, archs = ef.next_architectures(key, (3, 2, 5), "uniform")
             seq += archs
         return seq
 
@@ -48,10 +48,10 @@ def test_same_seed_same_sequence():
 def test_uniform_sampling_follows_its_distribution():
     n_choices = (3, 5)
     counts = [collections.Counter() for _ in n_choices]
-    key = F.key(0)
+    key = ef.random.key(0)
     for _ in range(3000):
-        key, sub = F.split(key)
-        for c, i in enumerate(F.uniform_architecture(sub, n_choices)):
+        key, sub = ef.random.split(key)
+        for c, i in enumerate(ef.uniform_architecture(sub, n_choices)):
             counts[c][i] += 1
     for c, n in enumerate(n_choices):
         stat = _chi_square([counts[c][i] for i in range(n)], [1 / n] * n)
@@ -61,10 +61,10 @@ def test_uniform_sampling_follows_its_distribution():
 def test_categorical_sampling_follows_softmax():
     logits = [torch.tensor([0.0, 1.0, -1.0]), torch.tensor([2.0, 0.0])]
     counts = [collections.Counter() for _ in logits]
-    key = F.key(5)
+    key = ef.random.key(5)
     for _ in range(3000):
-        key, sub = F.split(key)
-        for c, i in enumerate(F.categorical_architecture(sub, logits)):
+        key, sub = ef.random.split(key)
+        for c, i in enumerate(ef.categorical_architecture(sub, logits)):
             counts[c][i] += 1
     for c, l in enumerate(logits):
         p = torch.softmax(l.double(), 0).tolist()
@@ -74,9 +74,9 @@ def test_categorical_sampling_follows_softmax():
 
 @pytest.mark.parametrize("n_choices", [(4, 4, 4), (3, 5, 2, 1), (1,)])
 def test_fairness_trains_every_candidate_in_each_step(n_choices):
-    key = F.key(2)
+    key = ef.random.key(2)
     for _ in range(20):
-        key, archs = F.next_architectures(key, n_choices, "fair")
+        key, archs = ef.next_architectures(key, n_choices, "fair")
         assert len(archs) == max(n_choices)
         for c, n in enumerate(n_choices):
             counts = collections.Counter(a[c] for a in archs)
@@ -89,4 +89,4 @@ def test_fairness_trains_every_candidate_in_each_step(n_choices):
 
 def test_unknown_sampler_is_rejected():
     with pytest.raises(ValueError, match="sampler must be one of"):
-        F.next_architectures(F.key(0), (2,), "greedy")
+        ef.next_architectures(ef.random.key(0), (2,), "greedy")

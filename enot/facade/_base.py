@@ -129,6 +129,15 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         """Restores what :meth:`_enot_state` returned."""
         self._step_count = int(state.get("step_count", 0))
 
+    def _raise_if_not_finite(self, result: Any, what: str, kept: str) -> None:
+        """Raises ``FloatingPointError`` if the closure's ``result`` is a non-finite loss, after
+        dropping the accumulated gradients (``kept``: what the message says was not updated)."""
+        try:
+            finite_or_raise(result, what)
+        except FloatingPointError as error:
+            self.zero_grad()
+            raise FloatingPointError(f"{error}; the accumulated gradients were dropped, {kept} not updated") from None
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Calls ``zero_grad`` of the wrapped optimizer; pending accumulated gradients are dropped."""
         self._optimizer.zero_grad(set_to_none=set_to_none)

@@ -24,6 +24,7 @@ import torch
 
 from enot.functional import _random
 from enot.functional._latency import LatencyTable
+from enot.functional._validate import check_int
 
 __all__ = [
     "architecture_log_probability",
@@ -351,8 +352,7 @@ def sample_feasible_architecture(
     """
     constant, ops = _check_bound(table, max_latency)
     bound = float(max_latency)
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    check_int(bins, "bins", minimum=1)
     n_choices = [o.size for o in ops]
     probs = [np.exp(lp.numpy()) for lp in _log_probabilities(logits)]
     _scores(probs, n_choices)

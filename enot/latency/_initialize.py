@@ -22,6 +22,7 @@ from enot.latency._calculators import LatencyCalculator, get_calculator
 from enot.latency._container import SearchSpaceLatencyContainer
 from enot.models._container import SearchVariantsContainer
 from enot.models._search_space import SearchSpaceModel
+from enot.functional._validate import check_int
 
 __all__ = ["initialize_latency"]
 
@@ -206,8 +207,7 @@ def initialize_latency(
         batch_size = _first_batch_size((args, keyword_inputs))
         if batch_size is None:
             raise ValueError("initialize_latency cannot infer the batch size from inputs; pass batch_size=")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size", minimum=1)
     containers = search_space.search_variants_containers
     names = search_space.layout.container_names
     for c, container in enumerate(containers):

@@ -158,6 +158,11 @@ class SearchSpaceModel(nn.Module):
             return self._compiled_model(*args, **kwargs)
         return self.original_model(*args, **kwargs)
 
+    @property
+    def paths_compiled(self) -> bool:
+        """Whether :meth:`compile_paths` has run."""
+        return self._compiled_model is not None
+
     def compile_paths(self, **compile_kwargs: Any) -> None:
         """Compiles the search space so that any architecture runs through compiled graphs.
 
