@@ -90,3 +90,48 @@ def test_fairness_trains_every_candidate_in_each_step(n_choices):
 def test_unknown_sampler_is_rejected():
     with pytest.raises(ValueError, match="sampler must be one of"):
         ef.next_architectures(ef.random.key(0), (2,), "greedy")
+
+
+def test_registered_samplers_share_one_entry_point():
+    key = ef.random.key(5)
+    logits = (torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 0.0]))
+    table = ef.latency_table(0.0, [[1.0, 2.0, 3.0], [1.0, 2.0]])
+    inputs = ef.SamplingInputs((3, 2), logits, table, 4.0)
+    assert ef.sample_architectures(key, "uniform", inputs) == [ef.uniform_architecture(key, (3, 2))]
+    assert ef.sample_architectures(key, "fair", inputs) == ef.fair_architectures(key, (3, 2))
+    assert ef.sample_architectures(key, "categorical", inputs) == [ef.categorical_architecture(key, logits)]
+    assert ef.sample_architectures(key, "feasible", inputs) == [
+        ef.sample_feasible_architecture(key, logits, table, 4.0)
+    ]
+    with pytest.raises(ValueError, match="needs \\['logits'\\]"):
+        ef.sample_architectures(key, "categorical", ef.SamplingInputs((3, 2)))
+    with pytest.raises(ValueError, match="must be one of"):
+        ef.sample_architectures(key, "nope", inputs)
+    assert ef.available_samplers(given=()) == ("fair", "uniform")
+
+
+def test_a_new_sampler_is_one_function_and_one_registration(monkeypatch):
+    from enot.functional import _samplers
+    from enot.optimize import EnotPretrainOptimizer
+    from enot.models import SearchSpaceModel, SearchVariantsContainer
+
+    monkeypatch.setattr(_samplers, "_REGISTRY", dict(_samplers._REGISTRY))  # registration undone after the test
+    ef.register_sampler("first", lambda key, inputs: [[0] * len(inputs.n_choices)])
+    with pytest.raises(ValueError, match="already registered"):
+        ef.register_sampler("first", lambda key, inputs: [])
+    with pytest.raises(ValueError, match="not fields"):
+        ef.register_sampler("other", lambda key, inputs: [], needs=("weights",))
+    _, archs = ef.next_architectures(ef.random.key(0), (3, 2), "first")
+    assert archs == [[0, 0]]
+    space = SearchSpaceModel(torch.nn.Sequential(SearchVariantsContainer([torch.nn.Identity(), torch.nn.ReLU()])))
+    opt = EnotPretrainOptimizer(space, torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1),
+                                check_recommended_optimizations=False, sampler="first")
+    opt.model_step(lambda: None)
+    assert opt.last_architectures == [[0]]
+
+
+def test_sample_random_arch_draws_from_an_explicit_key_or_generator(nested_space):
+    a = nested_space.sample_random_arch(key=ef.random.key(1))
+    assert a == ef.uniform_architecture(ef.random.key(1), nested_space.layout.n_choices)
+    b = nested_space.sample_random_arch(torch.Generator().manual_seed(3))
+    assert b == nested_space.sample_random_arch(torch.Generator().manual_seed(3))

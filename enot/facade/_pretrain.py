@@ -54,8 +54,9 @@ class EnotPretrainOptimizer(SearchSpaceOptimizer):
     ) -> None:
         super().__init__(search_space, optimizer, options)
         sampler = options.get("sampler", "uniform")
-        if sampler not in ef.SAMPLERS:
-            raise ValueError(f"EnotPretrainOptimizer sampler must be one of {ef.SAMPLERS}, got {sampler!r}")
+        allowed = ef.available_samplers(given=())  # the registered samplers that need no logits
+        if sampler not in allowed:
+            raise ValueError(f"EnotPretrainOptimizer sampler must be one of {allowed}, got {sampler!r}")
         self._sampler = sampler
         self.check_recommended_optimizations = bool(check_recommended_optimizations)
         self.last_architectures: list[list[int]] = []

@@ -26,12 +26,18 @@ from enot.functional._latency import (
 from enot.functional._layout import SearchSpaceLayout, path_names, subtree, validate_architecture
 from enot.functional._optim import AdamState, Optimizer, SGDState, adam, adamw, sgd
 from enot.functional._pretrain import (
-    SAMPLERS,
     PretrainState,
     next_architectures,
     path_gradients,
     pretrain_init,
     pretrain_step,
+)
+from enot.functional._samplers import (
+    Sampler,
+    SamplingInputs,
+    available_samplers,
+    register_sampler,
+    sample_architectures,
 )
 from enot.functional._sampling import (
     best_architecture,
@@ -68,8 +74,9 @@ __all__ = [
     "Optimizer",
     "PretrainState",
     "ReduceFn",
-    "SAMPLERS",
     "SGDState",
+    "Sampler",
+    "SamplingInputs",
     "SearchSample",
     "SearchSpaceLayout",
     "SearchSpaceTrees",
@@ -79,6 +86,7 @@ __all__ = [
     "adamw",
     "architecture_latency",
     "architecture_log_probability",
+    "available_samplers",
     "batch_norm_buffer_names",
     "best_architecture",
     "bn_tune",
@@ -105,6 +113,8 @@ __all__ = [
     "pretrain_init",
     "pretrain_step",
     "random",
+    "register_sampler",
+    "sample_architectures",
     "sample_feasible_architecture",
     "search_gradients",
     "search_init",

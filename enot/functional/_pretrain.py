@@ -7,22 +7,19 @@ from typing import Any, NamedTuple
 
 import torch
 
-from enot.functional import _prefix, _random, _sampling
+from enot.functional import _prefix, _random, _samplers
 from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
 from enot.functional._trees import Apply
 from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sample_to_model_inputs
 
 __all__ = [
-    "SAMPLERS",
     "PretrainState",
     "next_architectures",
     "path_gradients",
     "pretrain_init",
     "pretrain_step",
 ]
-
-SAMPLERS = ("fair", "uniform")
 
 
 class PretrainState(NamedTuple):
@@ -53,15 +50,16 @@ def pretrain_init(
 def next_architectures(key: torch.Tensor, n_choices: Sequence[int], sampler: str) -> tuple[torch.Tensor, list[list[int]]]:
     """Splits ``key`` and samples the architectures of one gradient computation.
 
-    Returns ``(new_key, architectures)``: one architecture for ``"uniform"``, ``max(n_choices)`` for
-    ``"fair"``.
+    ``sampler`` names a registered sampler that needs ``n_choices`` only
+    (``available_samplers(given=())``; built in: ``"uniform"``, one architecture, and ``"fair"``,
+    ``max(n_choices)`` of them).
+
+    Returns ``(new_key, architectures)``.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler not in _samplers.available_samplers(given=()):
+        raise ValueError(f"sampler must be one of {_samplers.available_samplers(given=())}, got {sampler!r}")
     new_key, sub = _random.split(key)
-    if sampler == "uniform":
-        return new_key, [_sampling.uniform_architecture(sub, n_choices)]
-    return new_key, _sampling.fair_architectures(sub, n_choices)
+    return new_key, _samplers.sample_architectures(sub, sampler, _samplers.SamplingInputs(tuple(n_choices)))
 
 
 def path_gradients(

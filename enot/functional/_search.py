@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from enot.functional import _bn, _latency, _random, _sampling, _selection
+from enot.functional import _bn, _latency, _random, _samplers, _selection
 from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
 from enot.functional._trees import Apply, make_apply
@@ -109,12 +109,13 @@ def next_search_sample(
     logits = tuple(l.detach() for l in logits)
     new_key, path_key, alt_key = _random.split(key, 3)
     if max_latency is None:
-        architecture = _sampling.categorical_architecture(path_key, logits)
+        architecture = _samplers.sample_architectures(path_key, "categorical", _samplers.SamplingInputs((), logits))[0]
         masks = [torch.ones(l.numel(), dtype=torch.bool) for l in logits]
     else:
         if table is None:
             raise ValueError("a latency bound needs a latency table")
-        architecture = _selection.sample_feasible_architecture(path_key, logits, table, max_latency)
+        inputs = _samplers.SamplingInputs((), logits, table, max_latency)
+        architecture = _samplers.sample_architectures(path_key, "feasible", inputs)[0]
         masks = _selection.feasible_alternatives(architecture, table, max_latency)
     g = _random.generator(alt_key)
     alternatives, weights = [], []

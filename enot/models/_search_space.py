@@ -12,6 +12,7 @@ from torch import nn
 
 from enot.functional import _latency as latency_math
 from enot.functional import _layout as layout_lib
+from enot.functional import _random, _samplers
 from enot.functional import _sampling as sampling_lib
 from enot.models._container import SearchVariantsContainer
 from enot.models._latency_source import LatencySource
@@ -123,11 +124,20 @@ class SearchSpaceModel(nn.Module):
         finally:
             self.sample(previous)
 
-    def sample_random_arch(self, generator: torch.Generator | None = None) -> list[int]:
-        """Selects and returns an architecture drawn uniformly at random."""
-        architecture = [
-            int(torch.randint(n, (), generator=generator)) for n in self.layout.n_choices
-        ]
+    def sample_random_arch(
+        self, generator: torch.Generator | None = None, *, key: torch.Tensor | None = None
+    ) -> list[int]:
+        """Selects and returns an architecture drawn uniformly at random (the ``"uniform"`` sampler).
+
+        Args:
+            generator: Draws the seed of the key when ``key`` is not given (``None``: torch's global
+                generator, as ``torch.randint`` does).
+            key: An ``enot.functional.random`` key to draw from (the same key, the same architecture).
+        """
+        if key is None:
+            key = _random.key(int(torch.randint(0, 2**62, (), generator=generator)))
+        inputs = _samplers.SamplingInputs(self.layout.n_choices)
+        architecture = _samplers.sample_architectures(key, "uniform", inputs)[0]
         self.sample(architecture)
         return architecture
 
