@@ -289,9 +289,10 @@ class SearchSpaceModel(nn.Module):
         """Data-dependent initialisation so that every path is a sensible network from step one.
 
         Runs the model on the sample batch ``(*args, **kwargs)`` and, container by container in
-        module-tree order (earlier containers on their default candidate), rescales each candidate's
-        last affine layer so that its output has the standard deviation of the container's input
-        (or, when shapes differ, the mean over candidates).
+        module-tree order (with the selected architecture), rescales each candidate's last affine
+        layer so that every candidate's output has the same standard deviation on the batch: the
+        geometric mean of the candidates' output standard deviations (three passes).  Buffers are
+        restored, so only weights change.
 
         Raises:
             RuntimeError: If called a second time.
