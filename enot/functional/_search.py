@@ -199,7 +199,7 @@ def search_gradients(
     latency_weight: float = 0.0,
     frozen_bn: bool = False,
     sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
-    apply: Callable[..., Any] | None = None,
+    apply: Apply | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """Gradient estimate of the loss with respect to the logits, on one batch and one sample.
 
