@@ -124,11 +124,11 @@ def test_functional_search_step_with_an_empty_bn_batch_list() -> None:
     ss = SearchSpaceModel(tiny_mobilenet())
     split = F.split_search_space(ss)
     optimizer = F.adam(0.1)
-    state = F.search_init(split.buffers, split.logits, optimizer, F.key(0))
+    state = F.search_init(split.buffers, split.logits, optimizer, F.random.key(0))
     batch = (torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))
 
     def loss_fn(output, batch):
         return nn.functional.cross_entropy(output, batch[1])
 
     with pytest.raises(ValueError, match="bn_tune ran on no batch"):
-        F.search_step(ss, optimizer, loss_fn, split.params, state, [batch], bn_batches=[[]])
+        F.search_step(F.make_apply(ss), optimizer, loss_fn, split.params, state, [batch], bn_tune_data=[[]])

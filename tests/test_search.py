@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as Fn
 
-from enot import functional as F
+import enot.functional as ef
 from enot.latency import SearchSpaceLatencyContainer
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer, build_enot_optimizer
 from tests._search_toys import BEST, SCALES, cheapest_latencies, scale_toy_space, toy_batch
@@ -34,7 +34,7 @@ def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_s
     with torch.no_grad():
         for p in ss.architecture_parameters():
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    trees = F.split_search_space(ss)  # copies: the functional door's inputs
+    trees = ef.split_search_space(ss)  # copies: the functional door's inputs
     batches, bn_data = _mobilenet_data(3), _mobilenet_data(4, seed=1)
     # Facade: the user optimizer holds weights too; they must not move, nor their state.
     weights = list(ss.model_parameters())
@@ -49,11 +49,11 @@ def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_s
         assert torch.equal(w, before) and w.requires_grad
     assert all(user.state[w] == {} for w in weights)
     # Functional: the same seed, the same batches, the same numbers.
-    state = F.search_init(trees.buffers, trees.logits, F.adam(0.1), F.key(7))
+    state = ef.search_init(trees.buffers, trees.logits, ef.adam(0.1), ef.random.key(7))
     cycle = iter(bn_data * 3)
     for batch in batches:
         bn = [[next(cycle), next(cycle)]] if tune_bn else None
-        state, info = F.search_step(ss, F.adam(0.1), _loss, trees.params, state, [batch], bn_batches=bn)
+        state, info = ef.search_step(ef.make_apply(ss), ef.adam(0.1), _loss, trees.params, state, [batch], bn_tune_data=bn)
     for ours, theirs in zip(state.logits, ss.architecture_parameters()):
         assert torch.equal(ours, theirs.detach())
     facade_buffers = dict(ss.named_buffers())
@@ -64,11 +64,11 @@ def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_s
 
 def test_search_step_is_pure(nested_space):
     ss = nested_space.double()
-    trees = F.split_search_space(ss)
-    before = F.split_search_space(ss)
-    state = F.search_init(trees.buffers, trees.logits, F.sgd(0.1), F.key(0))
+    trees = ef.split_search_space(ss)
+    before = ef.split_search_space(ss)
+    state = ef.search_init(trees.buffers, trees.logits, ef.sgd(0.1), ef.random.key(0))
     batch = (torch.randn(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 1]))
-    new_state, _ = F.search_step(ss, F.sgd(0.1), _loss, trees.params, state, [batch], bn_batches=[[batch]])
+    new_state, _ = ef.search_step(ef.make_apply(ss), ef.sgd(0.1), _loss, trees.params, state, [batch], bn_tune_data=[[batch]])
     for a, b in zip(trees.logits, before.logits):
         assert torch.equal(a, b)
     for name in trees.buffers:
@@ -139,21 +139,21 @@ def test_fixed_latency_samples_and_selects_within_the_bound():
 
         opt.zero_grad()
         opt.step(closure)
-        assert float(F.architecture_latency(ss.forward_architecture, ss.get_latency_container().table())) <= bound
+        assert float(ef.architecture_latency(ss.forward_architecture, ss.get_latency_container().table())) <= bound
         s = opt.last_sample
         for c, j in enumerate(s.alternatives):
             swapped = list(s.architecture)
             swapped[c] = j
-            assert float(F.architecture_latency(swapped, ss.get_latency_container().table())) <= bound
+            assert float(ef.architecture_latency(swapped, ss.get_latency_container().table())) <= bound
     arch = opt.prepare_validation_model()
     assert ss.forward_architecture == arch
-    latency = float(F.architecture_latency(arch, ss.get_latency_container().table()))  # float64
+    latency = float(ef.architecture_latency(arch, ss.get_latency_container().table()))  # float64
     assert latency <= bound
-    assert arch == F.select_architecture(tuple(ss.architecture_parameters()), ss.get_latency_container().table(), bound)
+    assert arch == ef.select_architecture(tuple(ss.architecture_parameters()), ss.get_latency_container().table(), bound)
     # The found architecture is the best feasible one (largest product of scales: the clean signal
     # is damped least), not merely the cheap, most probable one: it uses the budget.
     table = ss.get_latency_container().table()
-    feasible = [a for a in itertools.product(range(4), repeat=4) if float(F.architecture_latency(list(a), table)) <= bound]
+    feasible = [a for a in itertools.product(range(4), repeat=4) if float(ef.architecture_latency(list(a), table)) <= bound]
     assert _signal(arch) == max(_signal(a) for a in feasible) > 0
     assert latency >= 0.75 * bound
 

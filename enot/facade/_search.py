@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 
-from enot import _guards
-from enot import functional as F
-from enot.distributed._ddp import check_not_ddp
+import enot.functional as ef
+from enot.functional import _guards
 from enot.distributed._reduce import fingerprint
-from enot.facade._base import BaseEnotOptimizer, Closure, check_options, finite_or_raise
+from enot.facade._base import Closure
+from enot.facade._phase import SearchSpaceOptimizer
+from enot.functional._bn import frozen_batch_norm
+from enot.functional._search import installed_hooks
+from enot.functional._validate import check_callable, check_int, check_number
 from enot.models import SearchSpaceModel
-from enot.utils.dataloader2model import default_sample_to_model_inputs
 
 __all__ = ["EnotFixedLatencySearchOptimizer", "EnotSearchOptimizer"]
 
-_OPTIONS = ("reducer", "seed")
-_FIXED_OPTIONS = ("latency_loss_weight", "reducer", "seed")
 
-
-def _check_count(cls_name: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{cls_name}: {name} must be a non-negative int, got {value!r}")
-    return value
-
-
-class EnotSearchOptimizer(BaseEnotOptimizer):
+class EnotSearchOptimizer(SearchSpaceOptimizer):
     """ENOT optimizer for the search phase, with batch-norm tuning.
 
     Every :meth:`model_step` samples a path and one alternative candidate per container from the
@@ -62,8 +55,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
             :meth:`add_param_group`).
     """
 
-    _options: tuple[str, ...] = _OPTIONS
-    _refuses_ddp = True
+    _options: tuple[str, ...] = ("reducer", "seed")
 
     def __init__(
         self,
@@ -72,38 +64,20 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         bn_tune_dataloader: Iterable[Any] | None = None,
         bn_tune_batches: int = 10,
         bn_validation_tune_batches: int = 50,
-        sample_to_model_inputs: Callable[[Any], tuple[tuple, dict]] = default_sample_to_model_inputs,
+        sample_to_model_inputs: ef.InputsFn = ef.default_sample_to_model_inputs,
         **options: Any,
     ) -> None:
-        name = type(self).__name__
-        check_not_ddp(name, search_space)
-        if not isinstance(search_space, SearchSpaceModel):
-            raise TypeError(
-                f"{name} expects a SearchSpaceModel, got {type(search_space).__name__}; "
-                "wrap your model with enot.models.SearchSpaceModel"
-            )
-        check_options(type(self), options, self._options)
-        super().__init__(search_space, optimizer)
-        self._check_params(optimizer.param_groups)
+        super().__init__(search_space, optimizer, options)
+        where = f"{type(self).__name__}: "
         if bn_tune_dataloader is not None:
-            _guards.check_iterable(name, "bn_tune_dataloader", bn_tune_dataloader)
+            _guards.check_iterable(type(self).__name__, "bn_tune_dataloader", bn_tune_dataloader)
         self._bn_tune_dataloader = bn_tune_dataloader
-        self._bn_tune_batches = _check_count(name, "bn_tune_batches", bn_tune_batches)
-        self._bn_validation_tune_batches = _check_count(name, "bn_validation_tune_batches", bn_validation_tune_batches)
-        if not callable(sample_to_model_inputs):
-            raise TypeError(f"{name}: sample_to_model_inputs must be callable, got {sample_to_model_inputs!r}")
-        self._sample_to_model_inputs = sample_to_model_inputs
-        self._key = F.key(options.get("seed", 0))
+        self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
+        self._bn_validation_tune_batches = check_int(bn_validation_tune_batches, "bn_validation_tune_batches", where=where)
+        self._sample_to_model_inputs = check_callable(sample_to_model_inputs, "sample_to_model_inputs", where=where)
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
-        self.last_sample: F.SearchSample | None = None
-        self._use_reducer(options.get("reducer", "auto"))
-
-    # ------------------------------------------------------------------------------ properties
-    @property
-    def search_space(self) -> SearchSpaceModel:
-        """Search space model passed to the constructor."""
-        return self._model  # type: ignore[return-value]
+        self.last_sample: ef.SearchSample | None = None
 
     def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
         ss = self.search_space
@@ -114,6 +88,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
             other_name="search_space.model_parameters() (the weights, which search never changes)", new_group=new_group,
         )
 
+    # ------------------------------------------------------------------------------ properties
     @property
     def bn_tune_batches(self) -> int:
         """The number of batch-norm tune batches for each search step."""
@@ -126,12 +101,10 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
 
     # ------------------------------------------------------------------------ ENOT's own state
     def _enot_state(self) -> dict[str, Any]:
-        return {**super()._enot_state(), "key": self._key.clone(), "bn_position": self._bn_position}
+        return {**super()._enot_state(), "bn_position": self._bn_position}
 
     def _load_enot_state(self, state: dict[str, Any]) -> None:
         super()._load_enot_state(state)
-        if "key" in state:
-            self._key = torch.as_tensor(state["key"], dtype=torch.int64).detach().clone()
         # Continue the batch-norm loader where the saved run was: a fresh pass, advanced by the items
         # the saved run had taken from its pass (exact for loaders that give the same order each pass).
         position = int(state.get("bn_position", 0))
@@ -172,7 +145,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         ss = self.search_space
         params = {n: p.detach() for n, p in ss.named_parameters()}
         buffers = dict(ss.named_buffers())
-        new = F.bn_tune(
+        new = ef.bn_tune(
             ss, params, buffers, self._next_bn_batches(count), architecture=architecture,
             sample_to_model_inputs=self._sample_to_model_inputs,
         )
@@ -185,7 +158,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
             self._reducer.reduce_buffers_((buffers[name] for name in tuned), sum_counters=True)
 
     # ------------------------------------------------------------------------------ sampling
-    def _latency_bound(self) -> tuple[F.LatencyTable | None, float | None]:
+    def _latency_bound(self) -> tuple[ef.LatencyTable | None, float | None]:
         return None, None
 
     @contextlib.contextmanager
@@ -203,21 +176,17 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         ss = self.search_space
         table, bound = self._latency_bound()
         logits = tuple(ss.architecture_parameters())
-        self._key, sample = F.next_search_sample(self._key, logits, table, bound)
+        self._key, sample = ef.next_search_sample(self._key, logits, table, bound)
         self._note_architectures((sample.architecture, sample.alternatives))
         ss.sample(sample.architecture)
         tuning = self._tuning(self._bn_tune_batches)
         if tuning:
             self._tune_bn(sample.architecture, self._bn_tune_batches)
-        hooks = F.paired_hooks(logits, sample)
-        frozen_bn = F.frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
-        with self._frozen_weights(), F.installed_hooks(ss, hooks), frozen_bn:
+        hooks = ef.paired_hooks(logits, sample)
+        frozen_bn = frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
+        with self._frozen_weights(), installed_hooks(ss, hooks), frozen_bn:
             result = closure()
-        try:
-            finite_or_raise(result, f"search step {self._step_count}, architecture {sample.architecture}")
-        except FloatingPointError as error:
-            self.zero_grad()
-            raise FloatingPointError(f"{error}; the accumulated gradients were dropped, logits not updated") from None
+        self._raise_if_not_finite(result, f"search step {self._step_count}, architecture {sample.architecture}", "logits")
         self.last_sample = sample
         return result
 
@@ -283,7 +252,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             NaN, or infinite (an infinite bound is no bound: use :class:`EnotSearchOptimizer`).
     """
 
-    _options = _FIXED_OPTIONS
+    _options = ("latency_loss_weight", "reducer", "seed")
 
     def __init__(
         self,
@@ -293,7 +262,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         bn_tune_dataloader: Iterable[Any] | None = None,
         bn_tune_batches: int = 10,
         bn_validation_tune_batches: int = 50,
-        sample_to_model_inputs: Callable[[Any], tuple[tuple, dict]] = default_sample_to_model_inputs,
+        sample_to_model_inputs: ef.InputsFn = ef.default_sample_to_model_inputs,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -307,26 +276,25 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
                 "search_space, inputs) (or search_space.apply_latency_container(container)) first"
             )
         self._max_latency_value = _guards.latency_bound(name, "max_latency_value", max_latency_value)
-        minimum = F.min_feasible_latency(self._table())
+        minimum = ef.min_feasible_latency(self._table())
         if minimum > self._max_latency_value:
             raise ValueError(
                 f"{name}: max_latency_value={self._max_latency_value!r} is below the minimum latency of the "
                 f"search space ({minimum!r}); no architecture meets it"
             )
-        weight = options.get("latency_loss_weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-            raise ValueError(f"{name}: latency_loss_weight must be a non-negative number, got {weight!r}")
-        self._latency_loss_weight = float(weight)
+        self._latency_loss_weight = check_number(
+            options.get("latency_loss_weight", 1.0), "latency_loss_weight", finite=False, where=f"{name}: "
+        )
 
     @property
     def max_latency_value(self) -> float:
         """Maximal latency value (upper bound) for the search process."""
         return self._max_latency_value
 
-    def _table(self) -> F.LatencyTable:
+    def _table(self) -> ef.LatencyTable:
         return self.search_space.get_latency_container().table(dtype=torch.float64)
 
-    def _latency_bound(self) -> tuple[F.LatencyTable | None, float | None]:
+    def _latency_bound(self) -> tuple[ef.LatencyTable | None, float | None]:
         return self._table(), self._max_latency_value
 
     def modify_loss(self, loss: torch.Tensor) -> torch.Tensor:
@@ -343,4 +311,4 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         return loss + self._latency_loss_weight * excess.to(loss.dtype if isinstance(loss, torch.Tensor) else excess.dtype)
 
     def _best_architecture(self) -> list[int]:
-        return F.select_architecture(tuple(self.search_space.architecture_parameters()), self._table(), self._max_latency_value)
+        return ef.select_architecture(tuple(self.search_space.architecture_parameters()), self._table(), self._max_latency_value)

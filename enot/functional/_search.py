@@ -19,10 +19,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from enot.functional import _bn, _latency, _random, _sampling, _selection
+from enot.functional import _bn, _latency, _random, _samplers, _selection
+from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
-from enot.functional._pretrain import check_finite_loss
-from enot.functional._trees import make_apply
+from enot.functional._trees import Apply, make_apply
+from enot.functional._types import InputsFn, LossFn, ReduceFn, default_sample_to_model_inputs
 
 __all__ = [
     "SearchSample",
@@ -35,14 +36,6 @@ __all__ = [
     "search_init",
     "search_step",
 ]
-
-LossFn = Callable[[Any, Any], torch.Tensor]
-InputsFn = Callable[[Any], tuple[tuple, dict]]
-
-
-def _default_inputs(batch: Any) -> tuple[tuple, dict]:
-    return (batch[0],), {}
-
 
 class SearchState(NamedTuple):
     """Everything a search step reads and writes (the weights are an argument: search never changes them).
@@ -69,7 +62,7 @@ class SearchSample(NamedTuple):
         architecture: The path the loss is computed on.
         alternatives: One alternative candidate per container, drawn from ``q_c`` restricted to the
             candidates other than the path's (the path's own candidate when there is none).
-        weights: ``1 - q_c(i_c)`` per container: the probability that a draw from ``q_c`` differs
+        importance_weights: ``1 - q_c(i_c)`` per container: the probability that a draw from ``q_c`` differs
             from the path's candidate, which makes the paired estimate unbiased for draws from ``q_c``.
         masks: Per container, the candidates that keep the path within the latency bound (all
             ``True`` without a bound); ``log q_c`` is the log-softmax over them.
@@ -77,7 +70,7 @@ class SearchSample(NamedTuple):
 
     architecture: list[int]
     alternatives: list[int]
-    weights: list[float]
+    importance_weights: list[float]
     masks: list[torch.Tensor]
 
 
@@ -116,12 +109,13 @@ def next_search_sample(
     logits = tuple(l.detach() for l in logits)
     new_key, path_key, alt_key = _random.split(key, 3)
     if max_latency is None:
-        architecture = _sampling.categorical_architecture(path_key, logits)
+        architecture = _samplers.sample_architectures(path_key, "categorical", _samplers.SamplingInputs((), logits))[0]
         masks = [torch.ones(l.numel(), dtype=torch.bool) for l in logits]
     else:
         if table is None:
             raise ValueError("a latency bound needs a latency table")
-        architecture = _selection.sample_feasible_architecture(path_key, logits, table, max_latency)
+        inputs = _samplers.SamplingInputs((), logits, table, max_latency)
+        architecture = _samplers.sample_architectures(path_key, "feasible", inputs)[0]
         masks = _selection.feasible_alternatives(architecture, table, max_latency)
     g = _random.generator(alt_key)
     alternatives, weights = [], []
@@ -150,7 +144,7 @@ def paired_hooks(
     Hook ``c`` runs candidate ``alternatives[c]`` on the container's inputs without gradients (its
     batch-norm buffers cloned, so nothing it computes is kept) and returns
     ``o_i + w * (o_j - o_i).detach() * (log q - log q.detach())`` with ``log q = log_softmax`` of
-    ``logits[c]`` over ``masks[c]`` evaluated at ``j`` and ``w = sample.weights[c]``.  When ``j`` is
+    ``logits[c]`` over ``masks[c]`` evaluated at ``j`` and ``w = sample.importance_weights[c]``.  When ``j`` is
     the path's own candidate, a zero term still ties the output to the logits (so ``loss.backward()``
     always has a graph).  Hooks are inert while an alternative runs (nested containers).
     """
@@ -177,7 +171,7 @@ def paired_hooks(
 
         return hook
 
-    return [make(l, j, w, m) for l, j, w, m in zip(logits, sample.alternatives, sample.weights, sample.masks)]
+    return [make(l, j, w, m) for l, j, w, m in zip(logits, sample.alternatives, sample.importance_weights, sample.masks)]
 
 
 @contextlib.contextmanager
@@ -186,14 +180,10 @@ def installed_hooks(search_space: nn.Module, hooks: Sequence[Callable[..., torch
     containers = search_space.search_variants_containers
     if len(containers) != len(hooks):
         raise ValueError(f"got {len(hooks)} hooks for {len(containers)} containers")
-    previous = [c._hook for c in containers]
-    try:
+    with contextlib.ExitStack() as stack:
         for container, hook in zip(containers, hooks):
-            container._hook = hook
+            stack.enter_context(container.output_hook(hook))
         yield
-    finally:
-        for container, hook in zip(containers, previous):
-            container._hook = hook
 
 
 def search_gradients(
@@ -208,8 +198,8 @@ def search_gradients(
     table: _latency.LatencyTable | None = None,
     latency_weight: float = 0.0,
     frozen_bn: bool = False,
-    sample_to_model_inputs: InputsFn = _default_inputs,
-    apply: Callable[..., Any] | None = None,
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
+    apply: Apply | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """Gradient estimate of the loss with respect to the logits, on one batch and one sample.
 
@@ -239,12 +229,8 @@ def search_gradients(
     return {n: g for n, g in zip(names, grads) if g is not None}, new_buffers, loss.detach()
 
 
-def _check_loss(step: torch.Tensor, architecture: Sequence[int], loss: torch.Tensor) -> None:
-    check_finite_loss(step, architecture, loss, phase="search", kept="logits")
-
-
 def search_step(
-    search_space: nn.Module,
+    apply: Apply,
     optimizer: Optimizer,
     loss_fn: LossFn,
     params: Mapping[str, torch.Tensor],
@@ -254,22 +240,22 @@ def search_step(
     table: _latency.LatencyTable | None = None,
     max_latency: float | None = None,
     latency_weight: float = 0.0,
-    bn_batches: Sequence[Sequence[Any]] | None = None,
-    sample_to_model_inputs: InputsFn = _default_inputs,
+    bn_tune_data: Sequence[Sequence[Any]] | None = None,
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
     check_finite: bool = True,
-    apply: Callable[..., Any] | None = None,
-    reduce_grads: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
-    reduce_buffers: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
+    reduce_grads: ReduceFn | None = None,
+    reduce_buffers: ReduceFn | None = None,
 ) -> tuple[SearchState, dict[str, Any]]:
     """One search update of the architecture logits over a ghost batch.
 
-    For every batch: a new :func:`next_search_sample`; with ``bn_batches`` the path's batch-norm
-    statistics are recomputed from ``bn_batches[b]`` (:func:`bn_tune`) and the loss runs with batch
+    For every batch: a new :func:`next_search_sample`; with ``bn_tune_data`` the path's batch-norm
+    statistics are recomputed from ``bn_tune_data[b]`` (:func:`bn_tune`) and the loss runs with batch
     norm in evaluation mode; the gradient estimates of all batches are summed and ``optimizer``
     updates the logits.  ``params`` are only read; nothing given is mutated.
 
     Args:
-        search_space: The search space (its containers receive the hooks while the step runs).
+        apply: The pure forward, from :func:`make_apply` (may be compiled; the same first argument as
+            :func:`pretrain_step`); its search space's containers receive the hooks while the step runs.
         optimizer: Pure optimizer over the logits (keys :func:`logit_names`).
         loss_fn: ``loss_fn(output, batch) -> scalar``.
         params: Weights ``{name: tensor}``.
@@ -278,10 +264,9 @@ def search_step(
         table: Latency table (needed with ``max_latency`` or ``latency_weight``).
         max_latency: Sample only architectures within this latency.
         latency_weight: Weight of ``expected_latency(logits, table)`` added to the loss.
-        bn_batches: One list of dataloader items per batch for batch-norm tuning, or ``None``.
+        bn_tune_data: One list of dataloader items per batch for batch-norm tuning, or ``None``.
         sample_to_model_inputs: Maps one item to ``(args, kwargs)``.
         check_finite: Raise on a non-finite loss.
-        apply: The pure forward (default ``make_apply(search_space)``; may be compiled).
         reduce_grads: Across processes, applied to the summed logit gradients before the update
             (``enot.distributed.GradientReducer()``: the mean over ranks); ``None``: identity.
         reduce_buffers: Across processes, applied to the path's freshly tuned batch-norm buffers
@@ -295,21 +280,24 @@ def search_step(
         FloatingPointError: If ``check_finite`` and a loss is NaN or infinite; nothing is updated.
             With ``reduce_grads`` the check runs after the reduction (on the reduced gradients too),
             so that every rank raises together.
-        ValueError: If ``batches`` is empty or ``bn_batches`` does not have one entry per batch.
+        TypeError: If ``apply`` was not made by :func:`make_apply`.
+        ValueError: If ``batches`` is empty or ``bn_tune_data`` does not have one entry per batch.
     """
     if not batches:
         raise ValueError("search_step needs at least one batch")
-    if bn_batches is not None and len(bn_batches) != len(batches):
-        raise ValueError(f"bn_batches has {len(bn_batches)} entries; give one list per batch ({len(batches)})")
-    apply = apply or make_apply(search_space)
+    if bn_tune_data is not None and len(bn_tune_data) != len(batches):
+        raise ValueError(f"bn_tune_data has {len(bn_tune_data)} entries; give one list per batch ({len(batches)})")
+    if not isinstance(apply, Apply):
+        raise TypeError(f"search_step expects the Apply made by enot.functional.make_apply(search_space), got {apply!r}")
+    search_space = apply.search_space
     key, buffers, logits = state.key, dict(state.buffers), state.logits
     total: dict[str, torch.Tensor] = {}
     losses, samples = [], []
     for b, batch in enumerate(batches):
         key, sample = next_search_sample(key, logits, table, max_latency)
-        if bn_batches is not None:
+        if bn_tune_data is not None:
             buffers = _bn.bn_tune(
-                search_space, params, buffers, bn_batches[b], architecture=sample.architecture,
+                search_space, params, buffers, bn_tune_data[b], architecture=sample.architecture,
                 sample_to_model_inputs=sample_to_model_inputs,
             )
             if reduce_buffers is not None:
@@ -317,26 +305,16 @@ def search_step(
                 buffers.update(reduce_buffers({n: buffers[n] for n in tuned}))
         grads, buffers, loss = search_gradients(
             search_space, params, buffers, logits, sample, loss_fn, batch, table=table,
-            latency_weight=latency_weight, frozen_bn=bn_batches is not None,
+            latency_weight=latency_weight, frozen_bn=bn_tune_data is not None,
             sample_to_model_inputs=sample_to_model_inputs, apply=apply,
         )
-        if check_finite and reduce_grads is None:
-            _check_loss(state.step, sample.architecture, loss)
-        for name, grad in grads.items():
-            total[name] = total[name] + grad if name in total else grad
+        add_gradients_(total, grads)
         losses.append(loss)
         samples.append(sample)
-    if reduce_grads is not None:
-        total = dict(reduce_grads(total))
-        if check_finite:
-            for sample, loss in zip(samples, losses):
-                _check_loss(state.step, sample.architecture, loss)
-            bad = [n for n, g in total.items() if not torch.isfinite(g).all()]
-            if bad:
-                raise FloatingPointError(
-                    f"search step {int(state.step)}: the reduced gradients of {bad[:3]} are not finite "
-                    "(a loss on another rank was NaN or infinite); logits were not updated"
-                )
+    total = reduce_and_check(
+        total, [s.architecture for s in samples], losses, step=state.step, phase="search", kept="logits",
+        check_finite=check_finite, reduce_grads=reduce_grads,
+    )
     names = logit_names(len(logits))
     new_logits, opt_state = optimizer.update(total, state.opt_state, dict(zip(names, logits)))
     new_state = SearchState(buffers, tuple(new_logits[n] for n in names), opt_state, key, state.step + 1)

@@ -124,7 +124,7 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def _is_search_space(model: nn.Module) -> bool:
-    from enot.models import SearchSpaceModel  # local: enot.models imports enot.utils
+    from enot.models import SearchSpaceModel  # local: importing enot.utils stays light (models sit below)
 
     return isinstance(model, SearchSpaceModel)
 
@@ -352,8 +352,6 @@ def _check_model(model: nn.Module, saved: Any, architecture: Any) -> str | None:
 
 
 def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Any) -> str | None:
-    from enot.facade._base import BaseEnotOptimizer  # local: the facade builds on utils
-
     if not isinstance(saved, Mapping) or not isinstance(saved.get("state"), Mapping) or not isinstance(
         saved.get("param_groups"), (list, tuple)
     ):
@@ -383,9 +381,10 @@ def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Any) -> str | None
                     f"its optimizer state {name!r} of parameter {i!r} has shape {tuple(value.shape)}, the "
                     f"parameter {tuple(index[i].shape)}"
                 )
-    if isinstance(optimizer, BaseEnotOptimizer) and "enot" in saved:
+    check_enot_state = getattr(optimizer, "_check_enot_state", None)  # an ENOT optimizer (the facade is above utils)
+    if check_enot_state is not None and "enot" in saved:
         try:
-            optimizer._check_enot_state(saved["enot"])
+            check_enot_state(saved["enot"])
         except (TypeError, ValueError) as error:
             return f"its optimizer's 'enot' entry is invalid: {error}"
     return None

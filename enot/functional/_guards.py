@@ -1,8 +1,8 @@
 """Checks that refuse bad input before anything changes (issue 12, `docs/reliability.md`).
 
 Each function raises ``TypeError``/``ValueError`` naming the bad value and what is allowed, and has
-no side effect, so callers run it before they mutate anything.  Depends on torch only: every layer
-may import it.
+no side effect, so callers run it before they mutate anything.  Depends on torch only, so every
+layer may import it; argument checks of one value (ints, numbers, callables) are in ``_validate.py``.
 """
 
 from __future__ import annotations
