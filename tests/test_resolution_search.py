@@ -17,6 +17,14 @@ from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer
 from spaces import tiny_mobilenet
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: one thread is fastest on a shared machine
+    yield
+    torch.set_num_threads(threads)
+
+
 def _loader(n: int = 2, size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     return [(torch.randn(4, 1, size, size, generator=g), torch.randint(0, 10, (4,), generator=g)) for _ in range(n)]
