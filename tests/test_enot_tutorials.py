@@ -493,7 +493,7 @@ def test_tutorial_10_custom_operations():
 
 # ------------------------------------------------------------------------- multigpu_pretrain
 def test_multigpu_pretrain_script_on_one_process(tmp_path):
-    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+    from torch.utils.data import DistributedSampler, TensorDataset
 
     from enot.distributed import (
         extract_data_from_queue,
@@ -508,6 +508,7 @@ def test_multigpu_pretrain_script_on_one_process(tmp_path):
     from enot.models import SearchSpaceModel
     from enot.models.mobilenet import build_mobilenet
     from enot.optimize import EnotPretrainOptimizer
+    from enot.utils.data.dataloaders import create_data_loader
 
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -517,7 +518,10 @@ def test_multigpu_pretrain_script_on_one_process(tmp_path):
         distributed, n_workers = is_dist(), get_world_size()
         images, labels = map(torch.cat, zip(*digit_batches()))
         dataset = TensorDataset(images, labels)
-        train_loader = DataLoader(dataset, batch_size=8, sampler=DistributedSampler(dataset, num_replicas=1, rank=0))
+        # As tutorial_utils does for dist=True (here one replica, as a single process has).
+        train_loader = create_data_loader(dataset=dataset, batch_size=8, num_workers=0,
+                                          sampler=DistributedSampler(dataset=dataset, num_replicas=1, rank=0,
+                                                                     shuffle=True))
         model = build_mobilenet(search_ops=["MIB_k=3_t=6", "MIB_k=5_t=6"], num_classes=10, blocks_out_channels=[8, 16],
                                 blocks_count=[1, 1], blocks_stride=[2, 2], last_channels=32)
         search_space = SearchSpaceModel(model)
