@@ -150,6 +150,7 @@ class ResolutionSearcherWithFixedLatencyIterator:
 
     # ---------------------------------------------------------------------------- iteration
     def __iter__(self) -> Iterator[tuple[int, ConstantResolutionStrategy]]:
+        self.metrics, self.architectures, self._best, self._pending = {}, {}, None, None  # a fresh search
         space_state = _copy_state(self.search_space.state_dict())
         optimizer_state = copy.deepcopy(self.enot_optimizer.state_dict())
         low, high = self.min_resolution, self._largest_feasible_resolution()
