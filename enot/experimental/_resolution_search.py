@@ -15,7 +15,7 @@ from enot.experimental._resolution_strategies import ConstantResolutionStrategy
 from enot.facade import EnotFixedLatencySearchOptimizer
 from enot.latency import SearchSpaceLatencyContainer, initialize_latency, min_latency
 
-__all__ = ["ResolutionSearcherWithFixedLatencyIterator"]
+__all__ = ["ResolutionSearcherWithFixedLatencyIterator", "next_resolution", "shrink_bracket"]
 
 _INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: golden-section step
 
@@ -176,32 +176,11 @@ class ResolutionSearcherWithFixedLatencyIterator:
         self.search_space.sample(architecture)
 
     # ----------------------------------------------------------------------- golden section
-    def _probes(self, low: int, high: int) -> tuple[int, int]:
-        step = round(_INV_PHI * (high - low))
-        return high - step, low + step
-
     def _next_resolution(self, low: int, high: int) -> int | None:
-        """The next untried resolution of the bracket, or ``None`` when the search is over."""
-        if not self.metrics:
-            return high if low == high else self._probes(low, high)[0]
-        if high - low <= self.resolution_tolerance or high - low < 2:
-            return None
-        for probe in self._probes(low, high):
-            if probe not in self.metrics:
-                return probe
-        return None
+        return next_resolution(self.metrics, low, high, self.resolution_tolerance)
 
     def _bracket(self, low: int, high: int) -> tuple[int, int]:
-        """Shrinks ``[low, high]`` once both golden-section probes have metrics."""
-        while high - low > self.resolution_tolerance and high - low >= 2:
-            left, right = self._probes(low, high)
-            if left not in self.metrics or right not in self.metrics or left == right:
-                break
-            if self.metrics[left] >= self.metrics[right]:
-                high = right
-            else:
-                low = left
-        return low, high
+        return shrink_bracket(self.metrics, low, high, self.resolution_tolerance)
 
     # ------------------------------------------------------------------------------ latency
     def _sample_batch(self) -> torch.Tensor:
@@ -248,6 +227,46 @@ class ResolutionSearcherWithFixedLatencyIterator:
             else:
                 high = middle
         return low
+
+
+def _probes(low: int, high: int) -> tuple[int, int] | None:
+    """The two golden-section points strictly inside ``[low, high]``, or ``None`` when the bracket is
+    too narrow for two distinct interior points."""
+    step = round(_INV_PHI * (high - low))
+    left, right = high - step, low + step
+    return (left, right) if low < left < right < high else None
+
+
+def next_resolution(metrics: Mapping[int, float], low: int, high: int, tolerance: int) -> int | None:
+    """Golden-section search over integers: the next untried resolution of ``[low, high]``, or ``None``
+    when the search is over (the bracket is at most ``tolerance`` wide, or every candidate is tried).
+
+    ``metrics`` maps the resolutions tried to their metric (higher is better).  A bracket too narrow for
+    two interior probes (at most 3 wide) but wider than ``tolerance`` is finished by trying each of its
+    resolutions.
+    """
+    probes = _probes(low, high)
+    if not metrics:
+        return probes[0] if probes is not None else (low + high) // 2
+    if high - low <= tolerance:
+        return None
+    candidates = probes if probes is not None else range(low, high + 1)
+    return next((r for r in candidates if r not in metrics), None)
+
+
+def shrink_bracket(metrics: Mapping[int, float], low: int, high: int, tolerance: int) -> tuple[int, int]:
+    """Shrinks ``[low, high]`` while both golden-section probes have metrics: the side beyond the worse
+    probe goes (for a unimodal metric the best resolution stays inside)."""
+    while high - low > tolerance:
+        probes = _probes(low, high)
+        if probes is None or probes[0] not in metrics or probes[1] not in metrics:
+            break
+        left, right = probes
+        if metrics[left] >= metrics[right]:
+            high = right
+        else:
+            low = left
+    return low, high
 
 
 def _copy_state(state: Mapping[str, Any]) -> dict[str, Any]:
