@@ -28,7 +28,7 @@ def unimodal(draw):
     return low, high, tolerance, peak, values
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(unimodal())
 def test_golden_section_finds_the_peak_within_the_tolerance(problem):
     low, high, tolerance, peak, values = problem
