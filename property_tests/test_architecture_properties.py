@@ -154,9 +154,9 @@ def test_messages_name_the_container_and_the_allowed_range():
         ef.architecture_latency([-1, 0, 0], _TABLE)
     with pytest.raises(TypeError, match=r"entry 0 \(.*\) is True, a bool"):
         ef.path_names(_SPACE.layout, [True, 0, 0])
-    with pytest.raises(TypeError, match=r"architecture must be a sequence of ints or a 1-D integer tensor, got None"):
+    with pytest.raises(TypeError, match=r"architecture must be a sequence of ints or a 1-D integer tensor \(one index per container\), got None"):
         _SPACE.sample(None)
-    with pytest.raises(TypeError, match=r"got a 2-D tensor"):
+    with pytest.raises(TypeError, match=r"got a 2-D torch.int64 tensor"):
         _SPACE.sample(torch.tensor([[0, 0, 0]]))
     _SPACE.sample([[1], [0], [1]])  # ENOT's old form, one index per entry, still read
     assert _SPACE.forward_architecture == [1, 0, 1]

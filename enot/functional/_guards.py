@@ -151,8 +151,8 @@ def check_param_groups(
             )
         return
     expected_ids = {id(p) for p in expected}
-    if any(id(p) in expected_ids for p in held):
-        return
+    if not expected_ids or any(id(p) in expected_ids for p in held):
+        return  # (a space without such parameters: there is nothing else the optimizer could hold)
     kinds = [f"{n_other} of {other_name}"] if n_other else []
     if len(held) > n_other:
         kinds.append(f"{len(held) - n_other} parameter(s) from outside the search space")

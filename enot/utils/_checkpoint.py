@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import OrderedDict
 import os
 import pickle
 import random
@@ -171,7 +172,7 @@ def _check_plain(value: Any, where: str) -> None:
         for i, item in enumerate(value):
             _check_plain(item, f"{where}[{i}]")
         return
-    if type(value) is dict:
+    if type(value) in (dict, OrderedDict):
         for key, item in value.items():
             if type(key) not in _PLAIN:
                 raise TypeError(f"save_checkpoint: {where} has a key {key!r} of type {type(key).__name__}")
