@@ -129,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="pipeline seeds 0..N-1 (default 3)")
     parser.add_argument("--pretrain-epochs", type=int, default=40)
-    parser.add_argument("--search-epochs", type=int, default=10)
+    parser.add_argument("--search-epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64, help="pretrain batch size")
     parser.add_argument("--score-bn-batches", type=int, default=10,
                         help="batch-norm tuning batches (of 64 train images) per architecture scored for tau")
