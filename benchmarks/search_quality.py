@@ -35,14 +35,13 @@ from scipy.stats import kendalltau
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ground_truth"))
-from space import OPS, build_search_space, load_data  # noqa: E402
+from space import OPS, QUANTILES, bounds as latency_bounds, build_search_space, load_data  # noqa: E402
 
 from enot.latency import initialize_latency  # noqa: E402
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotPretrainOptimizer  # noqa: E402
 from enot.utils import tune_bn_stats  # noqa: E402
 
 TABLE = Path(__file__).resolve().parent / "ground_truth" / "table.json"
-QUANTILES = (0.2, 0.5, 0.8)  # bounds: these quantiles of the MMAC of all architectures
 
 
 def _load_table(path: Path) -> dict[tuple[int, ...], dict]:
@@ -148,7 +147,7 @@ def main() -> None:
     data = load_data()
     bn_loader = DataLoader(TensorDataset(*data["train"]), batch_size=64)
     latencies = sorted(r["mmac"] for r in table.values())
-    bounds = [latencies[round(q * (len(latencies) - 1))] for q in QUANTILES]
+    bounds = latency_bounds(latencies)
     architectures = sorted(table)
     scored = architectures
     if args.tau_architectures:

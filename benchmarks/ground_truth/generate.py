@@ -10,7 +10,10 @@ architectures are visited in a fixed random order (a partial file is a uniform r
     nohup python benchmarks/ground_truth/generate.py > gen.log 2>&1 &   # all 343 x 2 seeds
     python benchmarks/ground_truth/generate.py --shard 0/2 & python benchmarks/ground_truth/generate.py --shard 1/2
     python benchmarks/ground_truth/generate.py --collect
-    python benchmarks/ground_truth/generate.py --pilot 20 --out /tmp/pilot.jsonl   # spread vs noise
+    python benchmarks/ground_truth/generate.py --stats     # spread of architectures vs seed noise
+    python benchmarks/ground_truth/generate.py --pilot 20 --out /tmp/pilot.jsonl   # spread vs noise of a pilot:
+    python benchmarks/ground_truth/generate.py --collect --out /tmp/pilot.jsonl --table /tmp/pilot.json
+    python benchmarks/ground_truth/generate.py --stats --table /tmp/pilot.json
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 import torch.nn.functional as Fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from space import OPS, all_architectures, build_search_space, load_data  # noqa: E402
+from space import OPS, all_architectures, bounds, build_search_space, load_data  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EPOCHS, BATCH, LR = 4, 128, 6e-2
@@ -109,6 +112,32 @@ def collect(runs_path: Path, out_path: Path) -> None:
     print(f"{len(rows)} architectures, {len(runs)} runs, {meta['cpu_seconds_total']} CPU s -> {out_path}")
 
 
+def stats(table_path: Path) -> None:
+    """Prints how far architectures differ against seed noise, from `table.json`."""
+    from scipy.stats import kendalltau
+
+    rows = json.loads(table_path.read_text())["architectures"]
+    means = [r["mean_test_accuracy"] for r in rows]
+    noise = statistics.fmean((r["test_accuracy"][0] - r["test_accuracy"][1]) ** 2 / 2 for r in rows) ** 0.5
+    print(f"{len(rows)} architectures: mean test accuracy {100 * min(means):.2f}..{100 * max(means):.2f}%, "
+          f"spread (std) {100 * statistics.pstdev(means):.2f} pp; seed noise (std of one run) {100 * noise:.2f} pp")
+    tau = lambda a, b: float(kendalltau(a, b).statistic)  # noqa: E731
+    print(f"Kendall tau: seed 0 vs seed 1 test {tau([r['test_accuracy'][0] for r in rows], [r['test_accuracy'][1] for r in rows]):.3f}, "
+          f"mean val vs mean test {tau([r['mean_val_accuracy'] for r in rows], means):.3f}, "
+          f"MMAC vs mean test {tau([r['mmac'] for r in rows], means):.3f}")
+    top = sorted(means, reverse=True)[:5]
+    print(f"five best: {[round(100 * m, 2) for m in top]}")
+    floor = []
+    for bound in bounds([r["mmac"] for r in rows]):
+        feasible = [r for r in rows if r["mmac"] <= bound]
+        for pick_seed, score_seed in ((0, 1), (1, 0)):
+            pick = max(feasible, key=lambda r: r["test_accuracy"][pick_seed])
+            best = max(r["test_accuracy"][score_seed] for r in feasible)
+            floor.append(100 * (best - pick["test_accuracy"][score_seed]))
+    print(f"cross-seed regret (pick by one seed's test accuracy, scored on the other), per bound and direction: "
+          f"{[round(f, 2) for f in floor]} pp, mean {statistics.fmean(floor):.2f}")
+
+
 def _done(path: Path) -> set[tuple[tuple[int, ...], int]]:
     if not path.exists():
         return set()
@@ -120,12 +149,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "runs.jsonl")
     parser.add_argument("--pilot", type=int, default=0, help="only the first N architectures of the visiting order")
     parser.add_argument("--collect", action="store_true", help="write table.json from runs.jsonl and exit")
+    parser.add_argument("--table", type=Path, default=HERE / "table.json", help="written by --collect, read by --stats")
+    parser.add_argument("--stats", action="store_true", help="print spread vs seed noise of table.json and exit")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reverse", action="store_true", help="visit the order backwards (a worker from the other end)")
     parser.add_argument("--shard", default="0/1", help="I/N: only every N-th architecture from the I-th (parallel workers)")
     args = parser.parse_args()
     if args.collect:
-        collect(args.out, HERE / "table.json")
+        collect(args.out, args.table)
+        return
+    if args.stats:
+        stats(args.table)
         return
     torch.set_num_threads(args.threads)
     data = load_data()

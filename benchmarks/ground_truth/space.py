@@ -31,6 +31,13 @@ OPS = ["skip", "MIB_k=3_t=1", "MIB_k=3_t=3", "MIB_k=3_t=6", "MIB_k=5_t=1", "MIB_
 BLOCKS = [(8, 12, 2), (12, 12, 1), (12, 16, 2)]
 STEM, LAST = 8, 32
 SPLIT = (3000, 1000, 1000)
+QUANTILES = (0.2, 0.5, 0.8)  # search_quality.py's latency bounds: these quantiles of the MMAC of all networks
+
+
+def bounds(latencies: list[float]) -> list[float]:
+    """The latency bounds of the benchmark: the `QUANTILES` of ``latencies`` (values of the table)."""
+    ordered = sorted(latencies)
+    return [ordered[round(q * (len(ordered) - 1))] for q in QUANTILES]
 
 
 def _candidate(op: str, cin: int, cout: int, stride: int) -> nn.Module:
