@@ -121,7 +121,9 @@ def stats(table_path: Path) -> None:
     noise = statistics.fmean((r["test_accuracy"][0] - r["test_accuracy"][1]) ** 2 / 2 for r in rows) ** 0.5
     print(f"{len(rows)} architectures: mean test accuracy {100 * min(means):.2f}..{100 * max(means):.2f}%, "
           f"spread (std) {100 * statistics.pstdev(means):.2f} pp; seed noise (std of one run) {100 * noise:.2f} pp")
-    tau = lambda a, b: float(kendalltau(a, b).statistic)  # noqa: E731
+    def tau(a: list[float], b: list[float]) -> float:
+        return float(kendalltau(a, b).statistic)
+
     print(f"Kendall tau: seed 0 vs seed 1 test {tau([r['test_accuracy'][0] for r in rows], [r['test_accuracy'][1] for r in rows]):.3f}, "
           f"mean val vs mean test {tau([r['mean_val_accuracy'] for r in rows], means):.3f}, "
           f"MMAC vs mean test {tau([r['mmac'] for r in rows], means):.3f}")
