@@ -49,7 +49,8 @@ def channel_order(block: nn.Module, group: InnerGroup) -> list[int]:
         conv = block.get_submodule(name)
         l1 += conv.weight.detach().abs().flatten(1).sum(1, dtype=torch.float64).cpu()
     primary = gamma if any(block.get_submodule(n).weight is not None for n in group.norms) else l1
-    return sorted(range(group.size), key=lambda i: (-float(primary[i]), -float(l1[i]), i))
+    primary_list, l1_list = primary.tolist(), l1.tolist()
+    return sorted(range(group.size), key=lambda i: (-primary_list[i], -l1_list[i], i))
 
 
 def new_kernel_padding(conv: nn.Conv2d, kernel_size: int) -> int | None:
@@ -166,8 +167,9 @@ def _without_branch(block: nn.Module, analysis: BlockAnalysis) -> nn.Module:
     add = next(n for n in graph.nodes if n.name == analysis.residual_add)
     add.replace_all_uses_with(placeholder)
     graph.erase_node(add)
+    graph._tracer_cls = None  # else the GraphModule pickles a reference to enot's tracer class
     # The GraphModule refers to ``block``'s own layers until the branch is gone; then it is copied.
-    module = fx.GraphModule(block, graph, class_name=f"{type(block).__name__}WithoutBranch")
+    module = fx.GraphModule(block, graph)
     module.graph.eliminate_dead_code()
     module.delete_all_unused_submodules()
     for node in module.graph.nodes:
