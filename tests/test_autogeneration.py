@@ -257,6 +257,7 @@ def test_efficientnet_v2_fused_and_mbconv_blocks():
     assert mbconv.block[0][0].out_channels == 64 and mbconv.block[1][0].groups == 64
     assert (mbconv.block[2].fc1.in_channels, mbconv.block[2].fc1.out_channels) == (64, 4)
     assert mbconv.block[2].fc2.out_channels == 64 and mbconv.block[3][0].in_channels == 64
+    assert isinstance(generated.features[1][1].search_variants[1], nn.Identity)
     space = SearchSpaceModel(generated).eval()
     x = torch.randn(2, 3, 32, 32)
     space.sample([0] * len(counts))
@@ -264,6 +265,28 @@ def test_efficientnet_v2_fused_and_mbconv_blocks():
     for _ in range(3):
         space.sample_random_arch()
         assert space(x).shape == (2, 10)
+
+
+@torch.no_grad()
+def test_pruned_mbconv_equals_the_masked_block():
+    """Both inner groups of an MBConv are pruned: the expanded channels (expansion conv, depthwise conv,
+    squeeze-excitation scale, projection) and the squeeze-excitation's own channels."""
+    model = _small_efficientnet_v2()
+    generated, _ = _generate(model)
+    original, candidate = model.features[3][1], generated.features[3][1].search_variants[2]  # width 0.5
+    masked = copy.deepcopy(original)
+    kept = torch.isin(original.block[0][1].weight, candidate.block[0][1].weight)
+    rows = original.block[2].fc1.weight[:, kept].flatten(1)  # fc1's rows on the kept input channels
+    se_kept = (rows[:, None] == candidate.block[2].fc1.weight.flatten(1)[None]).all(-1).any(1)
+    assert int(kept.sum()) == 64 and int(se_kept.sum()) == 4
+    for norm in (masked.block[0][1], masked.block[1][1]):
+        norm.weight[~kept] = 0
+        norm.bias[~kept] = 0
+    masked.block[2].fc1.weight[~se_kept] = 0  # SiLU(0) = 0: the dropped squeeze channels are silent
+    masked.block[2].fc1.bias[~se_kept] = 0
+    x = torch.randn(2, 32, 6, 6)
+    torch.testing.assert_close(candidate(x), masked(x), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(candidate(x), original(x), atol=1e-3)
 
 
 def test_efficientnet_v2_s_block_count():
@@ -326,7 +349,8 @@ def test_pretrain_search_and_extract_run(tmp_path: Path):
     with torch.no_grad():
         torch.testing.assert_close(network(x), space(x), rtol=0, atol=0)
     # The extracted network, and a ResNet one whose removed blocks are torch.fx GraphModules, load
-    # and compute the same where enot cannot be imported (one interpreter for both: it is slow to start).
+    # and compute the same where enot cannot be imported (one interpreter for both: it is slow to
+    # start; it first checks that importing enot does not import torchvision).
     torch.manual_seed(0)
     resnet = torchvision.models.resnet18(weights=None, num_classes=10).eval()
     resnet_space = SearchSpaceModel(_generate(resnet, BY_WIDTH[::4])[0])
@@ -343,6 +367,10 @@ def _load_without_enot(tmp_path: Path, count: int) -> None:
     script = textwrap.dedent(
         f"""
         import sys
+        import enot, enot.autogeneration
+        assert "torchvision" not in sys.modules, "importing enot imported torchvision"
+        for name in [n for n in sys.modules if n == "enot" or n.startswith("enot.")]:
+            del sys.modules[name]
         sys.modules["enot"] = None  # import enot now fails
         sys.path.insert(0, {str(TESTS_DIR)!r})
         from _torchvision_compat import define_torchvision_op_schemas
@@ -358,7 +386,9 @@ def _load_without_enot(tmp_path: Path, count: int) -> None:
         print("ok")
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=TESTS_DIR.parent
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 

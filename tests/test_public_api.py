@@ -28,6 +28,7 @@ PATHS = {
     "enot.utils.common": ["make_portable"],
     "enot.utils.batch_norm": ["tune_bn_stats"],
     "enot.utils.dataloader2model": ["default_sample_to_model_inputs"],
+    "enot.autogeneration": ["TransformationParameters", "generate_pruned_search_variants_model"],
 }
 
 
