@@ -393,6 +393,18 @@ def _load_without_enot(tmp_path: Path, count: int) -> None:
     assert done.stdout.strip() == "ok"
 
 
+def test_the_docs_example_runs():
+    text = (TESTS_DIR.parent / "docs" / "autogeneration.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(code, "docs/autogeneration.md", "exec"), namespace)
+    space = namespace["search_space"]
+    assert len(space.search_variants_containers) == 16
+    assert space(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
 # ------------------------------------------------------------------------ any traceable model, errors
 class _UserBlock(nn.Module):
     def __init__(self, channels: int, hidden: int) -> None:
