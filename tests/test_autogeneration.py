@@ -190,6 +190,8 @@ def test_kernel_size_pads_or_crops_the_depthwise_kernel():
     x = torch.randn(2, 32, 9, 9)
     torch.testing.assert_close(padded(x), original(x), rtol=1e-5, atol=1e-5)  # zero padding keeps the function
     assert cropped(x).shape == original(x).shape
+    # The expansion-1 block (depthwise conv on its input channels, no residual) gets kernel candidates.
+    assert [c.conv[0][0].kernel_size for c in generated.features[1].search_variants] == [(3, 3), (5, 5), (1, 1)]
     # Stride-2 blocks keep their output shape too.
     stride2 = generated.features[4].search_variants
     y = model.features[4](torch.randn(1, 24, 9, 9))

@@ -102,12 +102,12 @@ class _Finder:
             return analysis.error
         if analysis.residual_add is not None:
             return None
-        if not analysis.groups:
-            return "no inner channels to prune and no residual connection"
+        if not analysis.groups and not analysis.depthwise:
+            return "no inner channels to prune, no depthwise convolution and no residual connection"
         if self.residual_inside(module):
             return "it contains residual blocks"
         if not self.residual_inside(parent):
-            return "it has inner channels but no residual block beside it"
+            return "no residual block beside it"
         return None
 
 
