@@ -408,6 +408,69 @@ def test_the_docs_example_runs():
 
 
 # ------------------------------------------------------------------------ any traceable model, errors
+class _BatchNormAct(nn.BatchNorm2d):
+    """Like timm's BatchNormAct2d: a BatchNorm2d subclass whose forward applies batch norm through
+    the functional API, then its activation child."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, self.eps
+        )
+        return self.act(x)
+
+
+class _TimmLikeBlock(nn.Module):
+    """timm's InvertedResidual shape: BatchNormAct, squeeze-excitation by ``mean``, ``drop_path(x) + shortcut``."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.conv_pw = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.bn1 = _BatchNormAct(hidden)
+        self.conv_dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False)
+        self.bn2 = _BatchNormAct(hidden)
+        self.conv_reduce = nn.Conv2d(hidden, 4, 1)
+        self.conv_expand = nn.Conv2d(4, hidden, 1)
+        self.conv_pwl = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(channels)
+        self.drop_path = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))
+        x = x * self.conv_expand(torch.relu(self.conv_reduce(x.mean((2, 3), keepdim=True)))).sigmoid()
+        x = self.bn3(self.conv_pwl(x))
+        return self.drop_path(x) + shortcut
+
+
+@torch.no_grad()
+def test_batch_norm_subclass_and_functional_squeeze_excitation_are_pruned():
+    torch.manual_seed(0)
+    model = _randomise_norms(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), _TimmLikeBlock(8, 32), _TimmLikeBlock(8, 32)))
+    generated, _ = _generate(model, BY_WIDTH[::2])
+    original, candidate = model[1], generated[1].search_variants[1]  # width 0.5
+    assert (candidate.conv_pw.out_channels, candidate.bn1.num_features, candidate.conv_dw.groups) == (16, 16, 16)
+    assert type(candidate.bn1) is _BatchNormAct
+    assert (candidate.conv_reduce.in_channels, candidate.conv_reduce.out_channels) == (16, 2)
+    assert isinstance(generated[1].search_variants[2], nn.Identity)
+    masked = copy.deepcopy(original)
+    kept = torch.isin(original.bn1.weight, candidate.bn1.weight)
+    rows = original.conv_reduce.weight[:, kept].flatten(1)
+    se_kept = (rows[:, None] == candidate.conv_reduce.weight.flatten(1)[None]).all(-1).any(1)
+    for norm in (masked.bn1, masked.bn2):
+        norm.weight[~kept] = 0
+        norm.bias[~kept] = 0
+    masked.conv_reduce.weight[~se_kept] = 0
+    masked.conv_reduce.bias[~se_kept] = 0
+    x = torch.randn(2, 8, 5, 5)
+    torch.testing.assert_close(candidate(x), masked(x), rtol=1e-5, atol=1e-5)
+    assert torch.equal(generated[1].search_variants[0](x), original(x))
+
+
+
 class _UserBlock(nn.Module):
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()

@@ -59,7 +59,7 @@ class BlockTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
             return False
-        if _is_torch_nn(m):
+        if _is_torch_nn(m) or isinstance(m, nn.BatchNorm2d):  # subclasses: see _slices_like_batch_norm
             return True
         return not m._modules and next(m.parameters(recurse=False), None) is None
 
@@ -86,6 +86,29 @@ def _is_channelwise(module: nn.Module) -> bool:
     if not all(isinstance(t, torch.Tensor) and t.shape == x.shape for t in (y, y_perm, y_bumped)):
         return False
     return bool(torch.allclose(y_perm, y[:, perm]) and torch.allclose(y_bumped[:, 1:], y[:, 1:]))
+
+
+def _slices_like_batch_norm(norm: nn.BatchNorm2d) -> bool:
+    """Whether a ``BatchNorm2d`` subclass (e.g. timm's ``BatchNormAct2d``: batch norm, then an
+    activation) computes, with its per-channel tensors sliced, the same channels of its output
+    (probed in eval mode on a copy)."""
+    from enot.autogeneration._transform import sliced_norm  # local: _transform imports this module
+
+    if norm.num_features < 2:
+        return False
+    probe = copy.deepcopy(norm).eval()
+    tensors = [*probe.parameters(), *probe.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, norm.num_features, 3, 3, generator=g).to(device)
+    keep = list(range(0, norm.num_features, 2))
+    try:
+        with torch.no_grad():
+            whole = probe(x)[:, keep]
+            part = sliced_norm(probe, keep).eval()(x[:, keep])
+    except Exception:  # noqa: BLE001 - a subclass that cannot be sliced this way is not a batch norm here
+        return False
+    return isinstance(part, torch.Tensor) and part.shape == whole.shape and bool(torch.allclose(part, whole, atol=1e-6))
 
 
 class _Groups:
@@ -230,7 +253,7 @@ def analyse_block(block: nn.Module) -> BlockAnalysis:
                     group_of[node] = g_in
                 else:
                     opaque(node)
-            elif kind is nn.BatchNorm2d:
+            elif kind is nn.BatchNorm2d or (isinstance(module, nn.BatchNorm2d) and _slices_like_batch_norm(module)):
                 groups.set_size(g_in, module.num_features)
                 roles.setdefault(node.target, []).append(("norm", g_in))
                 group_of[node] = g_in

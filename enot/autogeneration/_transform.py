@@ -13,7 +13,7 @@ from torch import nn
 
 from enot.autogeneration._analysis import BlockAnalysis, InnerGroup, trace
 
-__all__ = ["CandidateSpec", "build_candidate", "channel_order", "kept_count", "new_kernel_padding"]
+__all__ = ["CandidateSpec", "build_candidate", "channel_order", "kept_count", "new_kernel_padding", "sliced_norm"]
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,10 @@ def _sliced_conv(
 
 
 @torch.no_grad()
-def _sliced_norm(norm: nn.BatchNorm2d, keep: Sequence[int]) -> nn.BatchNorm2d:
+def sliced_norm(norm: nn.BatchNorm2d, keep: Sequence[int]) -> nn.BatchNorm2d:
     new = copy.deepcopy(norm)
-    idx = _index(keep, norm.running_mean.device if norm.running_mean is not None else norm.weight.device)
+    tensors = [*norm.parameters(), *norm.buffers()]
+    idx = _index(keep, tensors[0].device if tensors else torch.device("cpu"))
     new.num_features = len(keep)
     if norm.weight is not None:
         new.weight = nn.Parameter(norm.weight.detach().index_select(0, idx).clone(), requires_grad=norm.weight.requires_grad)
@@ -156,7 +157,7 @@ def build_candidate(block: nn.Module, analysis: BlockAnalysis, spec: CandidateSp
         replacements[id(conv)] = _sliced_conv(conv, out_keep.get(name), in_keep.get(name), dw_keep.get(name), kernels.get(name))
     for name, keep in norm_keep.items():
         norm = block.get_submodule(name)
-        replacements[id(norm)] = _sliced_norm(norm, keep)
+        replacements[id(norm)] = sliced_norm(norm, keep)
     candidate = copy.deepcopy(block, memo=dict(replacements))
     return candidate
 
