@@ -15,14 +15,13 @@ from __future__ import annotations
 import copy
 import operator
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BlockAnalysis", "analyse_block", "BlockTracer"]
+__all__ = ["BlockAnalysis", "BlockTracer", "InnerGroup", "analyse_block", "trace"]
 
 _ELEMENTWISE_MODULES = (
     nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.GELU,
