@@ -40,6 +40,7 @@ PATHS = {
     "enot.utils.data.dataloaders": ["create_data_loader", "create_data_loader_from_csv_annotation",
                                     "get_default_train_transform", "get_default_validation_transform"],
     "enot.logging": ["prepare_log"],
+    "enot.autogeneration": ["TransformationParameters", "generate_pruned_search_variants_model"],
 }
 
 
