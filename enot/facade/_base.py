@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from enot.functional import _guards
 from enot.distributed import _ddp
 from enot.distributed._env import is_distributed
 from enot.distributed._reduce import DistributedStepError, GradientReducer, fingerprint
@@ -18,12 +19,10 @@ __all__ = ["BaseEnotOptimizer", "check_options"]
 Closure = Callable[[], Any]
 
 
-def check_options(cls_name: str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    """Raises ``ValueError`` naming every option not in ``allowed``."""
-    allowed = sorted(allowed)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"{cls_name} got unknown options {unknown}; allowed options: {allowed or 'none'}")
+def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Raises ``ValueError`` naming every option not in ``allowed``, every accepted name (``owner``'s
+    keyword parameters too when it is a class) and the closest one (``enot.functional._guards.check_options``)."""
+    _guards.check_options(owner, options, allowed)
 
 
 class BaseEnotOptimizer(torch.optim.Optimizer):
@@ -108,8 +107,20 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         self._optimizer.defaults = value
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Calls ``add_param_group`` of the wrapped optimizer."""
+        """Calls ``add_param_group`` of the wrapped optimizer, once the group's parameters are checked.
+
+        Raises:
+            ValueError: If the group holds only parameters this phase never trains (see the phase).
+        """
+        if isinstance(param_group, Mapping) and "params" in param_group:
+            params = param_group["params"]
+            param_group = {**param_group, "params": [params] if isinstance(params, torch.Tensor) else list(params)}
+            self._check_params([param_group], new_group=True)
         self._optimizer.add_param_group(param_group)
+
+    def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
+        """Raises ``ValueError`` if with ``groups`` (the optimizer's, or one ``new_group``) this phase
+        would learn nothing (subclasses)."""
 
     def state_dict(self) -> dict[str, Any]:
         """Calls ``state_dict`` of the wrapped optimizer and returns the result.
@@ -136,6 +147,8 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
                 state_dict = changed
         state_dict = dict(state_dict)
         enot_state = state_dict.pop("enot", None)
+        if enot_state is not None:
+            self._check_enot_state(enot_state)  # before anything is loaded
         self._optimizer.load_state_dict(state_dict)
         if enot_state is not None:
             self._load_enot_state(enot_state)
@@ -145,6 +158,10 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
     def _enot_state(self) -> dict[str, Any]:
         """ENOT's own state that a resumed run needs (subclasses extend it: sampler key...)."""
         return {"step_count": self._step_count}
+
+    def _check_enot_state(self, state: Any) -> None:
+        """Raises ``TypeError``/``ValueError`` if ``state`` is not an ``"enot"`` entry this optimizer can load."""
+        _guards.check_enot_state(type(self).__name__, state, self._enot_state())
 
     def _load_enot_state(self, state: dict[str, Any]) -> None:
         """Restores what :meth:`_enot_state` returned."""

@@ -26,7 +26,8 @@ class SearchSpaceOptimizer(BaseEnotOptimizer):
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when wrapped in DDP) or
             ``optimizer`` not a ``torch.optim.Optimizer``.
-        ValueError: On an unknown option.
+        ValueError: On an unknown option (naming every accepted one and the closest), or if
+            ``optimizer`` holds none of the parameters the phase trains (:meth:`_check_params`).
     """
 
     _options: tuple[str, ...] = ("reducer", "seed")
@@ -40,8 +41,9 @@ class SearchSpaceOptimizer(BaseEnotOptimizer):
                 f"{name} expects a SearchSpaceModel, got {type(search_space).__name__}; "
                 "wrap your model with enot.models.SearchSpaceModel"
             )
-        check_options(name, options, self._options)
+        check_options(type(self), options, self._options)
         super().__init__(search_space, optimizer)
+        self._check_params(optimizer.param_groups)
         self._key = ef.random.key(options.get("seed", 0))
         self._use_reducer(options.get("reducer", "auto"))
 

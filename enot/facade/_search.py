@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 import enot.functional as ef
+from enot.functional import _guards
 from enot.distributed._reduce import fingerprint
 from enot.facade._base import Closure
 from enot.facade._phase import SearchSpaceOptimizer
@@ -49,7 +50,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``) or ``optimizer`` not a ``torch.optim.Optimizer``.
-        ValueError: On an unknown option or a negative batch count.
+        ValueError: On an unknown option or a negative batch count, or if ``optimizer`` holds none of
+            ``search_space.architecture_parameters()`` (it would learn nothing; also in
+            :meth:`add_param_group`).
     """
 
     _options: tuple[str, ...] = ("reducer", "seed")
@@ -66,6 +69,8 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     ) -> None:
         super().__init__(search_space, optimizer, options)
         where = f"{type(self).__name__}: "
+        if bn_tune_dataloader is not None:
+            _guards.check_iterable(type(self).__name__, "bn_tune_dataloader", bn_tune_dataloader)
         self._bn_tune_dataloader = bn_tune_dataloader
         self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
         self._bn_validation_tune_batches = check_int(bn_validation_tune_batches, "bn_validation_tune_batches", where=where)
@@ -73,6 +78,15 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
         self.last_sample: ef.SearchSample | None = None
+
+    def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
+        ss = self.search_space
+        _guards.check_param_groups(
+            type(self).__name__, groups,
+            expected=ss.architecture_parameters(), expected_name="search_space.architecture_parameters()",
+            other=ss.model_parameters(),
+            other_name="search_space.model_parameters() (the weights, which search never changes)", new_group=new_group,
+        )
 
     # ------------------------------------------------------------------------------ properties
     @property
@@ -118,7 +132,11 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
                 restarted = False
             except StopIteration:
                 if restarted:
-                    raise ValueError(f"{type(self).__name__}: bn_tune_dataloader yields no batches") from None
+                    raise ValueError(
+                        f"{type(self).__name__}: bn_tune_dataloader yields no batches (it is empty, or a one-pass "
+                        "iterator such as a generator that is exhausted: give a DataLoader or a list); the "
+                        "batch-norm statistics are unchanged"
+                    ) from None
                 self._bn_iterator, restarted = None, True
         return items
 
@@ -230,8 +248,11 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         RuntimeError: At the first step, :meth:`modify_loss` or :meth:`prepare_validation_model` that
             needs latencies, if the search space has none (call ``enot.latency.initialize_latency``).
             The optimizer may be built before the space has latency.
-        ValueError: If ``max_latency_value`` is below the search space's minimum latency (stating
-            it): at construction when the space has latency then, else where its latency is first used.
+        TypeError: If ``max_latency_value`` is not a real number or a one-element tensor (a 0-d tensor,
+            as ``search_space.forward_latency`` returns, is accepted).
+        ValueError: If ``max_latency_value`` is NaN or infinite (an infinite bound is no bound: use
+            :class:`EnotSearchOptimizer`), or below the search space's minimum latency (stating it): at
+            construction when the space has latency then, else where its latency is first used.
     """
 
     _options = ("latency_loss_weight", "reducer", "seed")
@@ -252,7 +273,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             sample_to_model_inputs, **options,
         )
         name = type(self).__name__
-        self._max_latency_value = check_number(max_latency_value, "max_latency_value", minimum=None, where=f"{name}: ")
+        self._max_latency_value = _guards.latency_bound(name, "max_latency_value", max_latency_value)
         self._checked_container: Any = None  # the latency container whose minimum was checked last
         if getattr(search_space, "latency_type", None) is not None:
             self._table()  # the bound is checked now when the space has latency, else at first use

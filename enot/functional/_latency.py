@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
+from enot.functional import _layout
 from enot.functional._validate import check_int
 
 __all__ = [
@@ -116,12 +117,11 @@ def architecture_latency(architecture: Sequence[int] | torch.Tensor, table: Late
         A 0-d tensor in the table's dtype and device.
 
     Raises:
-        ValueError: If the architecture's length differs from the number of containers.
+        TypeError, ValueError: If the architecture does not fit the table (wrong length, an index out of
+            range or not an integer: ``enot.functional.validate_architecture``; negative indices do
+            not wrap).
     """
-    if len(architecture) != len(table.operations):
-        raise ValueError(
-            f"architecture has {len(architecture)} entries; the latency table has {len(table.operations)} containers"
-        )
+    architecture = _layout.validate_architecture(tuple(len(ops) for ops in table.operations), architecture)
     return _accumulate(table, [ops[index] for ops, index in zip(table.operations, architecture)])
 
 

@@ -57,7 +57,8 @@ class SearchSpaceModel(nn.Module):
                 "SearchSpaceModel found no SearchVariantsContainer in the model; put the candidate "
                 "operations of each choice block into a SearchVariantsContainer"
             )
-        self._container_names = tuple(f"original_model.{name}" for name, _ in named)
+        # A model that is itself a container is named "original_model" (not "original_model.").
+        self._container_names = tuple(f"original_model.{name}" if name else "original_model" for name, _ in named)
         self._containers = tuple(module for _, module in named)
         param = next(original_model.parameters(), None)
         device = param.device if param is not None else None
@@ -89,17 +90,19 @@ class SearchSpaceModel(nn.Module):
         return iter(self.architecture_logits)
 
     # ------------------------------------------------------------------------------ architectures
-    def _normalize(self, architecture: Sequence[int] | Sequence[Sequence[int]]) -> list[int]:
-        flat = []
-        for item in architecture:
-            if isinstance(item, (list, tuple)):
-                if len(item) != 1:
-                    raise ValueError(f"old-style architecture entries hold one index each, got {item!r}")
-                item = item[0]
-            if isinstance(item, torch.Tensor):
-                item = int(item)
-            flat.append(item)
-        return layout_lib.validate_architecture(self.layout.n_choices, flat, self._container_names)
+    def _normalize(self, architecture: Any) -> list[int]:
+        """``architecture`` as ``list[int]`` (``enot.functional.validate_architecture``); ENOT's old form
+        ``[[i], [j], ...]`` (one index per entry) is read too."""
+        if isinstance(architecture, (list, tuple)):
+            flat = []
+            for item in architecture:
+                if isinstance(item, (list, tuple)):
+                    if len(item) != 1:
+                        raise ValueError(f"old-style architecture entries hold one index each, got {item!r}")
+                    item = item[0]
+                flat.append(item)
+            architecture = flat
+        return layout_lib.validate_architecture(self.layout.n_choices, architecture, self._container_names)
 
     def sample(self, forward_indices: Sequence[int] | Sequence[Sequence[int]]) -> None:
         """Selects an architecture.
@@ -108,6 +111,8 @@ class SearchSpaceModel(nn.Module):
             forward_indices: One candidate index per container (``[[i], [j], ...]`` also accepted).
 
         Raises:
+            TypeError: If ``forward_indices`` is not a sequence of integers or a 1-D integer tensor, or an
+                entry is not an integer (a float, a bool...), naming the container and the allowed range.
             ValueError: On a wrong length or an index out of range (naming the container).
         """
         architecture = self._normalize(forward_indices)
@@ -296,6 +301,8 @@ class SearchSpaceModel(nn.Module):
 
         Raises:
             RuntimeError: If called a second time.
+            ValueError: If the candidates of a container give outputs of different shapes (or one fails
+                on the container's input), naming the container and the shapes; nothing has changed then.
         """
         if self._output_distribution_optimized:
             raise RuntimeError(
