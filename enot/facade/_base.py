@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from enot.distributed import _ddp
+from enot.facade import _state_check
 from enot.distributed._env import is_distributed
 from enot.distributed._reduce import DistributedStepError, GradientReducer, fingerprint
 
@@ -134,8 +135,14 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
             changed = pre_hook(self, state_dict)
             if changed is not None:
                 state_dict = changed
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict expects a dict, got {type(state_dict).__name__}")
         state_dict = dict(state_dict)
         enot_state = state_dict.pop("enot", None)
+        # Everything is checked before anything is loaded: a refused dict leaves the optimizer as it was.
+        if enot_state is not None:
+            self._check_enot_state(enot_state)
+        self._check_wrapped_state(state_dict)
         self._optimizer.load_state_dict(state_dict)
         if enot_state is not None:
             self._load_enot_state(enot_state)
@@ -144,7 +151,19 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
 
     def _enot_state(self) -> dict[str, Any]:
         """ENOT's own state that a resumed run needs (subclasses extend it: sampler key...)."""
-        return {"step_count": self._step_count}
+        return {"step_count": self._step_count, "param_shapes": _state_check.param_shapes(self.param_groups)}
+
+    def _check_enot_state(self, state: Any) -> None:
+        """Raises ``TypeError``/``ValueError`` if ``state`` is not an ``"enot"`` entry this optimizer can
+        load (unknown keys, values of the wrong type, parameters of other shapes); changes nothing."""
+        _state_check.check_enot_entry(type(self).__name__, state, self._enot_state())
+        if "param_shapes" in state:
+            _state_check.check_param_shapes(type(self).__name__, state["param_shapes"], self.param_groups)
+
+    def _check_wrapped_state(self, state_dict: Mapping[str, Any]) -> None:
+        """Raises ``ValueError`` if the wrapped optimizer's part of ``state_dict`` holds per-parameter
+        state of another shape than the parameter (state saved for another model)."""
+        _state_check.check_optimizer_state(type(self).__name__, state_dict, self.param_groups)
 
     def _load_enot_state(self, state: dict[str, Any]) -> None:
         """Restores what :meth:`_enot_state` returned."""
