@@ -56,6 +56,14 @@ class SearchSpaceOptimizer(BaseEnotOptimizer):
         space = {"n_choices": list(layout.n_choices), "container_names": list(layout.container_names)}
         return {**super()._enot_state(), "key": self._key.clone(), "space": space}
 
+    def _snapshot(self) -> dict[str, Any]:
+        return {**super()._snapshot(), "key": self._key, "architecture": self.search_space.forward_architecture}
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        super()._restore(snapshot)
+        self._key = snapshot["key"]  # keys are never changed in place: the reference is the value
+        self.search_space.sample(snapshot["architecture"])
+
     def _check_enot_state(self, state: Any) -> None:
         # The search space first: its message says more than the parameter counts that follow from it.
         if isinstance(state, Mapping) and "space" in state:  # dicts saved without the record load as before
