@@ -218,11 +218,15 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         ``.grad`` is copied only where it exists (gradients pending from an earlier ``model_step`` of
         the same ghost batch); buffers (batch-norm statistics) are copied.
         """
-        params = {id(p): p for p in self._model.parameters()}
+        params: dict[int, torch.Tensor] = {}
+        buffers: dict[int, torch.Tensor] = {}
+        for module in self._model.modules():  # one walk for both (each walk costs as much as the copies)
+            params.update((id(p), p) for p in module._parameters.values() if p is not None)
+            buffers.update((id(b), b) for b in module._buffers.values() if b is not None)
         params.update((id(p), p) for group in self.param_groups for p in group["params"])
         return {
             "grads": [(p, None if p.grad is None else p.grad.detach().clone()) for p in params.values()],
-            "buffers": [(b, b.detach().clone()) for b in self._model.buffers()],
+            "buffers": [(b, b.detach().clone()) for b in buffers.values()],
             "pending": self._pending,
         }
 
