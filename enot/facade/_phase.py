@@ -9,6 +9,7 @@ import torch
 
 import enot.functional as ef
 from enot.distributed._ddp import check_not_ddp
+from enot.facade import _state_check
 from enot.facade._base import BaseEnotOptimizer, check_options
 from enot.models import SearchSpaceModel
 
@@ -53,7 +54,24 @@ class SearchSpaceOptimizer(BaseEnotOptimizer):
         return self._model  # type: ignore[return-value]
 
     def _enot_state(self) -> dict[str, Any]:
-        return {**super()._enot_state(), "key": self._key.clone()}
+        layout = self.search_space.layout
+        space = {"n_choices": list(layout.n_choices), "container_names": list(layout.container_names)}
+        return {**super()._enot_state(), "key": self._key.clone(), "space": space}
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {**super()._snapshot(), "key": self._key, "architecture": self.search_space.forward_architecture}
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        super()._restore(snapshot)
+        self._key = snapshot["key"]  # keys are never changed in place: the reference is the value
+        self.search_space.sample(snapshot["architecture"])
+
+    def _check_enot_state(self, state: Any) -> None:
+        # The search space first: its message says more than the parameter counts that follow from it.
+        if isinstance(state, Mapping) and "space" in state:  # dicts saved without the record load as before
+            layout = self.search_space.layout
+            _state_check.check_space(type(self).__name__, state["space"], layout.n_choices, layout.container_names)
+        super()._check_enot_state(state)
 
     def _load_enot_state(self, state: dict[str, Any]) -> None:
         super()._load_enot_state(state)

@@ -77,6 +77,13 @@ class EnotPretrainOptimizer(SearchSpaceOptimizer):
         assert self._reducer is not None
         self._reducer.reduce_buffers_(b for n, b in self.search_space.named_buffers() if n in names)
 
+    def _snapshot(self) -> dict[str, Any]:
+        return {**super()._snapshot(), "last_architectures": self.last_architectures}
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        super()._restore(snapshot)
+        self.last_architectures = snapshot["last_architectures"]
+
     def _run_closure(self, closure: Closure) -> Any:
         if self.check_recommended_optimizations and not self.search_space.output_distribution_optimization_enabled:
             raise RuntimeError(

@@ -77,6 +77,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         self._sample_to_model_inputs = check_callable(sample_to_model_inputs, "sample_to_model_inputs", where=where)
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
+        # Items a failed step took, given again first (with the position after each): a retry tunes on them.
+        self._bn_replay: list[tuple[Any, int]] = []
+        self._bn_taken: list[tuple[Any, int]] = []  # taken since the step began
         self.last_sample: ef.SearchSample | None = None
 
     def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
@@ -108,12 +111,25 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         # Continue the batch-norm loader where the saved run was: a fresh pass, advanced by the items
         # the saved run had taken from its pass (exact for loaders that give the same order each pass).
         position = int(state.get("bn_position", 0))
-        self._bn_iterator, self._bn_position = None, 0
+        self._bn_iterator, self._bn_position, self._bn_replay = None, 0, []
         if position and self._bn_tune_dataloader is not None:
             self._bn_iterator = iter(self._bn_tune_dataloader)
             for _ in range(position):
                 next(self._bn_iterator, None)
             self._bn_position = position
+
+    # ------------------------------------------------------------- a failed step changes nothing
+    def _snapshot(self) -> dict[str, Any]:
+        self._bn_taken = []
+        return {**super()._snapshot(), "last_sample": self.last_sample, "bn_position": self._bn_position}
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        super()._restore(snapshot)
+        self.last_sample = snapshot["last_sample"]
+        # The batch-norm items the failed step took come again first, in the same order.
+        self._bn_replay = self._bn_taken + self._bn_replay
+        self._bn_taken = []
+        self._bn_position = snapshot["bn_position"]
 
     # ------------------------------------------------------------------------- batch norm
     def _tuning(self, batches: int) -> bool:
@@ -124,11 +140,17 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         items: list[Any] = []
         restarted = False
         while len(items) < count:
+            if self._bn_replay:
+                item, self._bn_position = self._bn_replay.pop(0)
+                items.append(item)
+                self._bn_taken.append((item, self._bn_position))
+                continue
             if self._bn_iterator is None:
                 self._bn_iterator, self._bn_position = iter(self._bn_tune_dataloader), 0
             try:
                 items.append(next(self._bn_iterator))
                 self._bn_position += 1
+                self._bn_taken.append((items[-1], self._bn_position))
                 restarted = False
             except StopIteration:
                 if restarted:

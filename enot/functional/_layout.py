@@ -8,7 +8,15 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["SearchSpaceLayout", "build_layout", "path_names", "subtree", "validate_architecture"]
+__all__ = [
+    "SearchSpaceLayout",
+    "build_layout",
+    "check_latency_fits",
+    "nested_containers",
+    "path_names",
+    "subtree",
+    "validate_architecture",
+]
 
 Requirement = tuple[tuple[int, int], ...]  # ((container, candidate), ...) that must all be selected
 
@@ -135,3 +143,51 @@ def path_names(layout: SearchSpaceLayout, architecture: Sequence[int]) -> tuple[
 def subtree(tree: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     """The sub-dictionary of ``tree`` restricted to ``names`` that it holds."""
     return {n: tree[n] for n in names if n in tree}
+
+
+def nested_containers(layout: SearchSpaceLayout) -> dict[int, tuple[int, int]]:
+    """``{inner: (outer, candidate)}`` for every container that lies inside a candidate of another
+    (the innermost such candidate), read from the qualified names."""
+    nested: dict[int, tuple[int, int]] = {}
+    for inner, name in enumerate(layout.container_names):
+        for outer, outer_name in enumerate(layout.container_names):
+            for k in range(layout.n_choices[outer]):
+                candidate = f"{outer_name}.search_variants.{k}"
+                if name == candidate or name.startswith(candidate + "."):
+                    nested[inner] = (outer, k)  # later (deeper) containers overwrite: the innermost one
+    return nested
+
+
+def check_latency_fits(
+    layout: SearchSpaceLayout, n_choices: Sequence[int] | None = None, *, what: str = "the latency table"
+) -> None:
+    """Checks that an additive latency table with candidate counts ``n_choices`` fits ``layout``
+    (``None``: only that the space can have an additive table).
+
+    The latency model is additive (one term per container), so a container nested in a candidate of
+    another cannot have an exact latency: its term would count even when the candidate holding it is
+    off the path.  Such spaces are refused wherever latencies are attached.
+
+    Raises:
+        ValueError: On a nested container (naming both containers), or when the container count or a
+            candidate count differs (naming the container).
+    """
+    for inner, (outer, k) in sorted(nested_containers(layout).items()):
+        raise ValueError(
+            f"container {layout.container_names[inner]!r} is nested in candidate {k} of container "
+            f"{layout.container_names[outer]!r}; latency tables are additive (one term per container) and do "
+            "not support nested containers: make the nested choice a container of its own at the top level"
+        )
+    if n_choices is None:
+        return
+    n_choices = tuple(int(n) for n in n_choices)
+    if len(n_choices) != len(layout.n_choices):
+        raise ValueError(
+            f"{what} has {len(n_choices)} containers; the search space has {len(layout.n_choices)}"
+        )
+    for c, (ours, theirs) in enumerate(zip(n_choices, layout.n_choices)):
+        if ours != theirs:
+            raise ValueError(
+                f"{what} has {ours} candidates for container {c}; the search space's "
+                f"{layout.container_names[c]!r} has {theirs}"
+            )

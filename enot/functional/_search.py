@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from enot.functional import _bn, _latency, _random, _samplers, _selection
+from enot.functional import _bn, _latency, _layout, _random, _samplers, _selection
 from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
 from enot.functional._trees import Apply, make_apply
@@ -281,7 +281,8 @@ def search_step(
             With ``reduce_grads`` the check runs after the reduction (on the reduced gradients too),
             so that every rank raises together.
         TypeError: If ``apply`` was not made by :func:`make_apply`.
-        ValueError: If ``batches`` is empty or ``bn_tune_data`` does not have one entry per batch.
+        ValueError: If ``batches`` is empty, ``bn_tune_data`` does not have one entry per batch, or
+            ``table`` does not fit the search space (counts, nested containers).
     """
     if not batches:
         raise ValueError("search_step needs at least one batch")
@@ -289,6 +290,8 @@ def search_step(
         raise ValueError(f"bn_tune_data has {len(bn_tune_data)} entries; give one list per batch ({len(batches)})")
     if not isinstance(apply, Apply):
         raise TypeError(f"search_step expects the Apply made by enot.functional.make_apply(search_space), got {apply!r}")
+    if table is not None:  # the table must fit the space (issue 12): wrong counts give wrong latencies
+        _layout.check_latency_fits(apply.layout, [len(ops) for ops in table.operations])
     search_space = apply.search_space
     key, buffers, logits = state.key, dict(state.buffers), state.logits
     total: dict[str, torch.Tensor] = {}

@@ -260,6 +260,9 @@ class SearchSpaceModel(nn.Module):
                 "this search space has no latency; call enot.latency.initialize_latency(latency_type, "
                 "search_space, inputs) or search_space.apply_latency_container(container) first"
             )
+        # Checked at every use too (a tuple comparison): a container changed after it was applied
+        # never gives latencies of another space.
+        self._latency_container.check_matches(self.layout.n_choices, self.layout.container_names)
         return self._latency_container
 
     def apply_latency_container(self, container: LatencySource) -> None:
@@ -268,18 +271,37 @@ class SearchSpaceModel(nn.Module):
         Args:
             container: An ``enot.latency.SearchSpaceLatencyContainer`` (or any :class:`LatencySource`).
 
+        The container is told (``container.attach(self)``), so that a later change of it that does not
+        fit this space (``container.load_from_file``) is refused.
+
         Raises:
             TypeError: If ``container`` is not a ``SearchSpaceLatencyContainer`` (has not the
                 members of :class:`LatencySource`).
-            ValueError: If its container count or candidate counts differ from this search space's.
+            ValueError: If its container count or candidate counts differ from this search space's, or
+                if the space has nested containers (latency tables are additive, one term per container).
         """
         if not isinstance(container, LatencySource):
             raise TypeError(
                 f"apply_latency_container expects a SearchSpaceLatencyContainer (latency_type, constant_latency, "
-                f"table(), check_matches()), got {type(container).__name__}"
+                f"table(), check_matches(), attach(), detach()), got {type(container).__name__}"
             )
+        layout_lib.check_latency_fits(self.layout)
         container.check_matches(self.layout.n_choices, self.layout.container_names)
+        self._set_latency_container(container)
+
+    def _set_latency_container(self, container: LatencySource | None) -> None:
+        """Replaces the latency container (``None``: removes it), detaching the previous one."""
+        previous = self._latency_container
+        if container is not None:
+            container.attach(self)
+        if previous is not None and previous is not container:
+            previous.detach(self)
         self._latency_container = container
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if self.__dict__.get("_latency_container") is not None:  # a copy (deepcopy, pickle) attaches its copy
+            self._latency_container.attach(self)
 
     def _latency_table(self) -> latency_math.LatencyTable:
         logits = self.architecture_logits[0]
