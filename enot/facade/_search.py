@@ -290,7 +290,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         ):
             raise ValueError(f"{name}: max_latency_value must be a finite number, got {max_latency_value!r}")
         self._max_latency_value = float(max_latency_value)
-        minimum = F.min_feasible_latency(self._table())
+        minimum = float(F.min_latency(self._table()))
         if minimum > self._max_latency_value:
             raise ValueError(
                 f"{name}: max_latency_value={self._max_latency_value!r} is below the minimum latency of the "

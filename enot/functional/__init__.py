@@ -12,6 +12,7 @@ from enot.functional._latency import (
     enumerate_latencies,
     expected_latency,
     latency_distribution,
+    latency_sum,
     latency_table,
     max_latency,
     max_latency_architecture,
@@ -51,7 +52,6 @@ from enot.functional._search import (
 from enot.functional._selection import (
     architecture_log_probability,
     feasible_alternatives,
-    min_feasible_latency,
     sample_feasible_architecture,
     select_architecture,
 )
@@ -81,6 +81,7 @@ __all__ = sorted([
     "generator",
     "key",
     "latency_distribution",
+    "latency_sum",
     "latency_table",
     "make_apply",
     "max_latency",
@@ -109,7 +110,6 @@ __all__ = sorted([
     "frozen_batch_norm",
     "installed_hooks",
     "logit_names",
-    "min_feasible_latency",
     "next_search_sample",
     "paired_hooks",
     "sample_feasible_architecture",

@@ -8,9 +8,10 @@ the logits or the architecture); nothing is mutated.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "enumerate_latencies",
     "expected_latency",
     "latency_distribution",
+    "latency_sum",
     "latency_table",
     "max_latency",
     "max_latency_architecture",
@@ -104,15 +106,35 @@ def latency_table(
     return LatencyTable(constant, tuple(tensors))
 
 
+def latency_sum(constant: float, terms: Iterable[float]) -> float:
+    """``constant + terms[0] + terms[1] + ...`` in float64, left to right.
+
+    The one latency sum of the package: :func:`architecture_latency`, the feasibility masks,
+    selection and constrained sampling all add in this order and precision, so an architecture is
+    feasible under a bound for all of them or for none (float32 tables are widened exactly first).
+    """
+    total = np.float64(constant)
+    for term in terms:
+        total = total + np.float64(term)
+    return float(total)
+
+
+def float64_operations(table: LatencyTable) -> list[np.ndarray]:
+    """The table's candidate latencies as float64 numpy arrays (exact widening of float32)."""
+    return [ops.detach().to("cpu", torch.float64).numpy().reshape(-1) for ops in table.operations]
+
+
 def architecture_latency(architecture: Sequence[int] | torch.Tensor, table: LatencyTable) -> torch.Tensor:
     """Latency of one architecture: ``constant + sum_c operations[c][architecture[c]]``.
+
+    Summed by :func:`latency_sum` (float64, left to right), the sum every feasibility test uses.
 
     Args:
         architecture: One candidate index per container (``list[int]`` or a 1-D integer tensor).
         table: The latency table.
 
     Returns:
-        A 0-d tensor in the table's dtype and device.
+        A 0-d float64 tensor on the table's device.
 
     Raises:
         ValueError: If the architecture's length differs from the number of containers.
@@ -121,7 +143,7 @@ def architecture_latency(architecture: Sequence[int] | torch.Tensor, table: Late
         raise ValueError(
             f"architecture has {len(architecture)} entries; the latency table has {len(table.operations)} containers"
         )
-    return _accumulate(table, [ops[index] for ops, index in zip(table.operations, architecture)])
+    return _accumulate(table, [ops[int(index)] for ops, index in zip(table.operations, architecture)])
 
 
 def expected_latency(logits: Sequence[torch.Tensor], table: LatencyTable) -> torch.Tensor:
@@ -157,26 +179,25 @@ def expected_latency(logits: Sequence[torch.Tensor], table: LatencyTable) -> tor
 
 
 def _accumulate(table: LatencyTable, terms: Sequence[torch.Tensor]) -> torch.Tensor:
-    # Left to right from the constant, exactly as architecture_latency sums, so that
-    # min_latency(table) == architecture_latency(min_latency_architecture(table), table) bit for bit.
-    total = table.operations[0].new_tensor(table.constant)
-    for term in terms:
-        total = total + term
-    return total
+    # One sum (latency_sum), so that min_latency(table) == architecture_latency(min_latency_architecture(table),
+    # table) bit for bit and every feasibility test agrees.
+    value = latency_sum(table.constant, [float(t) for t in terms])
+    return torch.tensor(value, dtype=torch.float64, device=table.operations[0].device)
 
 
 def min_latency(table: LatencyTable) -> torch.Tensor:
-    """Smallest latency over all architectures (0-d tensor)."""
+    """Smallest latency over all architectures (0-d float64 tensor): the latency of
+    :func:`min_latency_architecture`, summed by :func:`latency_sum`."""
     return _accumulate(table, [ops.min() for ops in table.operations])
 
 
 def max_latency(table: LatencyTable) -> torch.Tensor:
-    """Largest latency over all architectures (0-d tensor)."""
+    """Largest latency over all architectures (0-d float64 tensor)."""
     return _accumulate(table, [ops.max() for ops in table.operations])
 
 
 def mean_latency(table: LatencyTable) -> torch.Tensor:
-    """Mean latency over all architectures, each counted once (0-d tensor)."""
+    """Mean latency over all architectures, each counted once (0-d float64 tensor)."""
     return _accumulate(table, [ops.mean() for ops in table.operations])
 
 
@@ -209,10 +230,10 @@ def enumerate_latencies(table: LatencyTable, *, max_architectures: int = MAX_ENU
             f"the search space has {n} architectures, more than max_architectures={max_architectures}; "
             "use latency_distribution for large spaces"
         )
-    total = torch.zeros((), dtype=torch.float64)
+    total = torch.full((1,), float(table.constant), dtype=torch.float64)  # the order of latency_sum
     for ops in table.operations:
         total = (total.reshape(-1, 1) + ops.detach().to("cpu", torch.float64).reshape(1, -1)).reshape(-1)
-    return total.reshape(-1) + table.constant
+    return total
 
 
 def latency_distribution(table: LatencyTable, *, bins: int = DEFAULT_BINS) -> LatencyDistribution:
