@@ -18,8 +18,8 @@ from enot.utils.dataloader2model import default_sample_to_model_inputs
 
 __all__ = ["EnotFixedLatencySearchOptimizer", "EnotSearchOptimizer"]
 
-_OPTIONS = ("reducer", "seed")
-_FIXED_OPTIONS = ("latency_loss_weight", "reducer", "seed")
+_OPTIONS = ("estimator", "reducer", "seed")
+_FIXED_OPTIONS = ("estimator", "latency_loss_weight", "reducer", "seed")
 
 
 def _check_count(cls_name: str, name: str, value: Any) -> int:
@@ -89,6 +89,10 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
             raise TypeError(f"{name}: sample_to_model_inputs must be callable, got {sample_to_model_inputs!r}")
         self._sample_to_model_inputs = sample_to_model_inputs
         self._key = F.key(options.get("seed", 0))
+        self._estimator = options.get("estimator", "two_path")
+        if self._estimator not in F.ESTIMATORS:
+            raise ValueError(f"{name}: unknown estimator {self._estimator!r}; use one of {list(F.ESTIMATORS)}")
+        self._path_apply: Any = None  # F.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
         self.last_sample: F.SearchSample | None = None
@@ -149,22 +153,30 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
                 self._bn_iterator, restarted = None, True
         return items
 
-    def _tune_bn(self, architecture: list[int], count: int) -> None:
+    def _tune_bn(self, architecture: list[int], batches: list[Any]) -> None:
         """Recomputes the path's batch-norm statistics in place through ``enot.functional.bn_tune``."""
         ss = self.search_space
-        params = {n: p.detach() for n, p in ss.named_parameters()}
         buffers = dict(ss.named_buffers())
-        new = F.bn_tune(
-            ss, params, buffers, self._next_bn_batches(count), architecture=architecture,
-            sample_to_model_inputs=self._sample_to_model_inputs,
-        )
+        new = self._tuned(architecture, batches)
         tuned = sorted(name for name, value in new.items() if value is not buffers[name])
         with torch.no_grad():
             for name in tuned:
                 buffers[name].copy_(new[name])
+
+    def _tuned(self, architecture: list[int], batches: list[Any]) -> dict[str, torch.Tensor]:
+        """The search space's buffers with ``architecture``'s batch-norm statistics recomputed on
+        ``batches`` (a new dict: the module is not changed), averaged across ranks with a reducer."""
+        ss = self.search_space
+        params = {n: p.detach() for n, p in ss.named_parameters()}
+        buffers = dict(ss.named_buffers())
+        new = F.bn_tune(
+            ss, params, buffers, batches, architecture=architecture, sample_to_model_inputs=self._sample_to_model_inputs,
+        )
         if self._reducer is not None:  # every rank tuned on its own batches: average the statistics
+            tuned = sorted(name for name, value in new.items() if value is not buffers[name])
             self._reducer.agree(fingerprint(tuned), what="tuned batch-norm buffers", step=self._step_count)
-            self._reducer.reduce_buffers_((buffers[name] for name in tuned), sum_counters=True)
+            new.update(self._reducer.reduce_buffers({n: new[n] for n in tuned}, sum_counters=True))
+        return new
 
     # ------------------------------------------------------------------------------ sampling
     def _latency_bound(self) -> tuple[F.LatencyTable | None, float | None]:
@@ -185,15 +197,17 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         ss = self.search_space
         table, bound = self._latency_bound()
         logits = tuple(ss.architecture_parameters())
-        self._key, sample = F.next_search_sample(self._key, logits, table, bound)
+        self._key, sample = F.next_search_sample(self._key, logits, table, bound, estimator=self._estimator)
         self._note_architectures((sample.architecture, sample.alternatives))
         ss.sample(sample.architecture)
         tuning = self._tuning(self._bn_tune_batches)
-        if tuning:
-            self._tune_bn(sample.architecture, self._bn_tune_batches)
-        hooks = F.paired_hooks(logits, sample)
+        other_buffers = None
+        if tuning:  # both sides of the comparison tuned on the same batches (the other side first, as F.search_step)
+            batches = self._next_bn_batches(self._bn_tune_batches)
+            other_buffers = self._tuned(list(sample.alternatives), batches)
+            self._tune_bn(sample.architecture, batches)
         frozen_bn = F.frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
-        with self._frozen_weights(), F.installed_hooks(ss, hooks), frozen_bn:
+        with self._frozen_weights(), frozen_bn, self._estimator_installed(logits, sample, other_buffers):
             result = closure()
         try:
             finite_or_raise(result, f"search step {self._step_count}, architecture {sample.architecture}")
@@ -202,6 +216,66 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
             raise FloatingPointError(f"{error}; the accumulated gradients were dropped, logits not updated") from None
         self.last_sample = sample
         return result
+
+    @contextlib.contextmanager
+    def _estimator_installed(
+        self, logits: tuple[torch.Tensor, ...], sample: F.SearchSample, other_buffers: dict[str, torch.Tensor] | None
+    ) -> Iterator[None]:
+        """While the closure runs: ``"two_path"``, a forward hook on the search space that also runs
+        path ``b`` and returns ``F.two_path_output``; ``"first_order"``, the paired container hooks
+        (with the alternatives' candidates on their tuned statistics)."""
+        ss = self.search_space
+        if sample.estimator == "first_order":
+            with F.installed_hooks(ss, F.paired_hooks(logits, sample)), self._alternatives_buffers(sample, other_buffers):
+                yield
+            return
+        if self._path_apply is None:
+            self._path_apply = F.make_apply(ss, compile=getattr(ss, "_compiled_model", None) is not None)
+        running = [False]
+
+        def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+            if running[0]:
+                return None  # path b's own forward (apply calls the search space again)
+            running[0] = True
+            try:
+                with torch.no_grad():
+                    if list(sample.alternatives) == list(sample.architecture):
+                        other = output
+                    else:
+                        params = {n: p.detach() for n, p in ss.named_parameters()}
+                        buffers = dict(ss.named_buffers()) if other_buffers is None else other_buffers
+                        other, _ = self._path_apply(params, buffers, sample.alternatives, *args, **kwargs)
+            finally:
+                running[0] = False
+            return F.two_path_output(output, other, logits, sample)
+
+        handle = ss.register_forward_hook(hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @contextlib.contextmanager
+    def _alternatives_buffers(self, sample: F.SearchSample, other_buffers: dict[str, torch.Tensor] | None) -> Iterator[None]:
+        """First order with tuning: the alternatives' batch norms hold statistics tuned on the same
+        batches while the closure runs (as ``F.search_step``), their own values restored after."""
+        if other_buffers is None:
+            yield
+            return
+        ss = self.search_space
+        own = dict(ss.named_buffers())
+        path = set(F.batch_norm_buffer_names(ss, sample.architecture))
+        swapped = [n for n in F.batch_norm_buffer_names(ss, list(sample.alternatives)) if n not in path and n in own]
+        saved = {n: own[n].clone() for n in swapped}
+        try:
+            with torch.no_grad():
+                for n in swapped:
+                    own[n].copy_(other_buffers[n])
+            yield
+        finally:
+            with torch.no_grad():
+                for n in swapped:
+                    own[n].copy_(saved[n])
 
     def _apply(self) -> None:
         for p in self.search_space.model_parameters():
@@ -233,10 +307,14 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
             architecture = self._best_architecture()
         else:
             architecture = ss._normalize(architecture_indices)
+        self._check_validation_architecture(architecture)
         ss.sample(architecture)
         if self._tuning(self._bn_validation_tune_batches):
-            self._tune_bn(architecture, self._bn_validation_tune_batches)
+            self._tune_bn(architecture, self._next_bn_batches(self._bn_validation_tune_batches))
         return list(architecture)
+
+    def _check_validation_architecture(self, architecture: list[int]) -> None:
+        """Subclasses refuse architectures the search could not have picked."""
 
 
 class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
@@ -315,15 +393,25 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
     def modify_loss(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss plus the term that keeps the architecture distribution inside the bound.
 
-        Adds ``latency_loss_weight * relu(E[latency] / max_latency_value - 1)`` where ``E[latency]``
-        is ``search_space.loss_latency_expectation`` (differentiable in the logits): zero while the
-        expected latency is within the bound, so it only pulls back a distribution that drifted
-        above it.  Sampling is restricted to the bound anyway; this keeps the unrestricted
+        Adds ``enot.functional.latency_penalty(logits, table, max_latency_value, latency_loss_weight)``:
+        ``latency_loss_weight * relu(E[latency] / max_latency_value - 1)`` with ``E[latency]`` the
+        expected latency (differentiable in the logits; a bound of 0 is measured against the largest
+        latency instead), zero while the expected latency is within the bound, so it only pulls back
+        a distribution that drifted above it (``F.search_step(..., latency_loss_weight=...)`` adds the same).  Sampling is restricted to the bound anyway; this keeps the unrestricted
         distribution, and hence the restricted one's acceptance, close to the feasible set.
         """
-        expectation = self.search_space.loss_latency_expectation
-        excess = torch.relu(expectation / max(self._max_latency_value, 1e-12) - 1.0)
-        return loss + self._latency_loss_weight * excess.to(loss.dtype if isinstance(loss, torch.Tensor) else excess.dtype)
+        logits = tuple(self.search_space.architecture_parameters())
+        penalty = F.latency_penalty(logits, self._table(), self._max_latency_value, self._latency_loss_weight)
+        return loss + penalty.to(loss.dtype if isinstance(loss, torch.Tensor) else penalty.dtype)
 
     def _best_architecture(self) -> list[int]:
         return F.select_architecture(tuple(self.search_space.architecture_parameters()), self._table(), self._max_latency_value)
+
+    def _check_validation_architecture(self, architecture: list[int]) -> None:
+        latency = float(F.architecture_latency(architecture, self._table()))
+        if latency > self._max_latency_value:
+            raise ValueError(
+                f"{type(self).__name__}.prepare_validation_model: architecture {architecture} has latency "
+                f"{latency!r}, above max_latency_value={self._max_latency_value!r}; give one within the bound "
+                "or None for the best one"
+            )

@@ -12,6 +12,7 @@ from enot.functional._latency import (
     enumerate_latencies,
     expected_latency,
     latency_distribution,
+    latency_penalty,
     latency_sum,
     latency_table,
     max_latency,
@@ -39,6 +40,7 @@ from enot.functional._sampling import (
     uniform_architecture,
 )
 from enot.functional._search import (
+    ESTIMATORS,
     SearchSample,
     SearchState,
     installed_hooks,
@@ -48,6 +50,7 @@ from enot.functional._search import (
     search_gradients,
     search_init,
     search_step,
+    two_path_output,
 )
 from enot.functional._selection import (
     architecture_log_probability,
@@ -81,6 +84,7 @@ __all__ = sorted([
     "generator",
     "key",
     "latency_distribution",
+    "latency_penalty",
     "latency_sum",
     "latency_table",
     "make_apply",
@@ -117,4 +121,6 @@ __all__ = sorted([
     "search_init",
     "search_step",
     "select_architecture",
+    "two_path_output",
+    "ESTIMATORS",
 ])

@@ -21,6 +21,7 @@ __all__ = [
     "enumerate_latencies",
     "expected_latency",
     "latency_distribution",
+    "latency_penalty",
     "latency_sum",
     "latency_table",
     "max_latency",
@@ -178,6 +179,35 @@ def expected_latency(logits: Sequence[torch.Tensor], table: LatencyTable) -> tor
     return total + table.constant
 
 
+def latency_penalty(
+    logits: Sequence[torch.Tensor], table: LatencyTable, max_latency: float, weight: float = 1.0
+) -> torch.Tensor:
+    """The fixed-latency search's penalty: ``weight * relu(E[latency] - max_latency) / scale``.
+
+    ``E[latency]`` is :func:`expected_latency` (differentiable in the logits); ``scale`` is
+    ``max_latency`` when positive (the penalty is then ``weight * relu(E / max_latency - 1)``, the
+    relative excess), else the table's largest latency (1 when that is 0 too), so a bound of 0 gives
+    a penalty of the order of ``weight``, not ``weight / 1e-12``.  Zero while the expected latency is
+    within the bound: it only pulls back a distribution that drifted above it.
+
+    Returns:
+        A 0-d tensor in the logits' dtype.
+
+    Raises:
+        ValueError: If ``max_latency`` is negative or not finite, or ``weight`` is negative.
+    """
+    max_latency = float(max_latency)
+    if not math.isfinite(max_latency) or max_latency < 0:
+        raise ValueError(f"max_latency must be finite and >= 0, got {max_latency!r}")
+    if not weight >= 0:
+        raise ValueError(f"the penalty weight must be >= 0, got {weight!r}")
+    expectation = expected_latency(logits, table)
+    if max_latency > 0:
+        return weight * torch.relu(expectation / max_latency - 1.0)
+    scale = float(max_latency_fn(table)) or 1.0
+    return weight * torch.relu(expectation - max_latency) / scale
+
+
 def _accumulate(table: LatencyTable, terms: Sequence[torch.Tensor]) -> torch.Tensor:
     # One sum (latency_sum), so that min_latency(table) == architecture_latency(min_latency_architecture(table),
     # table) bit for bit and every feasibility test agrees.
@@ -314,3 +344,6 @@ def median_latency(
         values = torch.sort(enumerate_latencies(table, max_architectures=max_architectures)).values
         return (values[(n - 1) // 2] + values[n // 2]) / 2
     return torch.tensor(_median_from_distribution(latency_distribution(table, bins=bins), n), dtype=torch.float64)
+
+
+max_latency_fn = max_latency  # latency_penalty's argument shadows the name
