@@ -139,6 +139,17 @@ def estimator_draws(toy: Toy, estimator: str, n: int, seed: int = 0) -> torch.Te
     apply = F.make_apply(toy.space)
     key = F.key(seed)
     rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared machine
+    try:
+        rows = _draws(toy, estimator, n, key, trees, apply)
+    finally:
+        torch.set_num_threads(threads)
+    return torch.stack(rows)
+
+
+def _draws(toy: Toy, estimator: str, n: int, key: torch.Tensor, trees: Any, apply: Any) -> list[torch.Tensor]:
+    rows = []
     for _ in range(n):
         key, sample = F.next_search_sample(key, toy.logits, toy.table, toy.bound, estimator=estimator)
         grads, _, _ = F.search_gradients(
@@ -146,4 +157,4 @@ def estimator_draws(toy: Toy, estimator: str, n: int, seed: int = 0) -> torch.Te
         )
         names = F.logit_names(len(toy.logits))
         rows.append(torch.cat([grads.get(nm, torch.zeros_like(l)) for nm, l in zip(names, toy.logits)]))
-    return torch.stack(rows)
+    return rows
