@@ -204,7 +204,8 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         other_buffers = None
         if tuning:  # both sides of the comparison tuned on the same batches (the other side first, as F.search_step)
             batches = self._next_bn_batches(self._bn_tune_batches)
-            other_buffers = self._tuned(list(sample.alternatives), batches)
+            if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
+                other_buffers = self._tuned(list(sample.alternatives), batches)
             self._tune_bn(sample.architecture, batches)
         frozen_bn = F.frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
         with self._frozen_weights(), frozen_bn, self._estimator_installed(logits, sample, other_buffers):

@@ -485,8 +485,9 @@ def search_step(
             untuned = buffers
             buffers = _tuned_buffers(search_space, params, untuned, sample.architecture, bn_batches[b],
                                      sample_to_model_inputs, reduce_buffers)
-            other_buffers = _tuned_buffers(search_space, params, untuned, _other_side(sample), bn_batches[b],
-                                           sample_to_model_inputs, reduce_buffers)
+            if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
+                other_buffers = _tuned_buffers(search_space, params, untuned, _other_side(sample), bn_batches[b],
+                                               sample_to_model_inputs, reduce_buffers)
         run_buffers = buffers
         if other_buffers is not None and estimator == "first_order":
             # The alternatives run on the containers' inputs with the trees' buffers: give their
