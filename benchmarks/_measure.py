@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-import enot.functional as F
+import enot.functional as ef
 from enot.models import SearchSpaceModel, build_mobilenet
 
 OPS = ["MIB_k=3_t=6", "MIB_k=5_t=3", "MIB_k=7_t=6", "conv1x1-skip"]
@@ -83,12 +83,12 @@ def selection_ms(n_containers: int, correlated: bool, fractions=(0.1, 0.3, 0.5, 
     one figure per bound (``min + fraction * (max - min)``); ``correlated``: probability grows with latency."""
     g = torch.Generator().manual_seed(n_containers)
     lat = [torch.rand(10, generator=g, dtype=torch.float64) * 10 for _ in range(n_containers)]
-    table = F.latency_table(1.0, lat)
+    table = ef.latency_table(1.0, lat)
     logits = [(l * 0.3 + 0.05 * torch.randn(10, generator=g, dtype=torch.float64)) if correlated
               else torch.randn(10, generator=g, dtype=torch.float64) * 2 for l in lat]
-    lo, hi = float(F.min_latency(table)), float(F.max_latency(table))
+    lo, hi = float(ef.min_latency(table)), float(ef.max_latency(table))
     times = []
     for frac in fractions:
         bound = lo + (hi - lo) * frac
-        times.append(statistics.median(seconds(lambda: F.select_architecture(logits, table, bound)) for _ in range(repeats)) * 1e3)
+        times.append(statistics.median(seconds(lambda: ef.select_architecture(logits, table, bound)) for _ in range(repeats)) * 1e3)
     return times

@@ -30,11 +30,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {args.draws} draws per toy and estimator, float64")
-    print("| toy | exact max | " + " | ".join(f"{e} abs bias (z)" for e in F.ESTIMATORS) + " |")
+    print("| toy | exact max | " + " | ".join(f"{e} abs bias (z)" for e in ef.ESTIMATORS) + " |")
     for toy in all_toys():
         exact = torch.cat(exact_gradient(toy))
         cells = []
-        for estimator in F.ESTIMATORS:
+        for estimator in ef.ESTIMATORS:
             start = time.perf_counter()
             draws = estimator_draws(toy, estimator, args.draws)
             ms = (time.perf_counter() - start) / args.draws * 1e3

@@ -15,7 +15,7 @@ import argparse
 import torch
 import torch.nn.functional as Fn
 
-import enot.functional as F
+import enot.functional as ef
 from enot.optimize import EnotPretrainOptimizer
 
 from _measure import median_ratio, mobilenet_space, peak_bytes, plain_step, seconds
@@ -43,10 +43,10 @@ def main() -> None:
         enot_opt.zero_grad()
         enot_opt.step(closure)
 
-    key, nets = F.key(0), {}
+    key, nets = ef.random.key(0), {}
     time_pairs, memory_pairs = [], []
     for r in range(args.repeats + 3):
-        key, (arch,) = F.next_architectures(key, space.layout.n_choices, "uniform")
+        key, (arch,) = ef.next_architectures(key, space.layout.n_choices, "uniform")
         if tuple(arch) not in nets:
             net = space.get_network_by_indexes(arch).train()
             nets[tuple(arch)] = (net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9))
@@ -61,7 +61,7 @@ def main() -> None:
         time_pairs.append((ours, ref))
         if r < 8:
             # The memory run samples one more architecture: measure the plain step of that one.
-            key, (arch,) = F.next_architectures(key, space.layout.n_choices, "uniform")
+            key, (arch,) = ef.next_architectures(key, space.layout.n_choices, "uniform")
             if tuple(arch) not in nets:
                 net = space.get_network_by_indexes(arch).train()
                 nets[tuple(arch)] = (net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9))

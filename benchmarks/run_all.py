@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as Fn
 
-import enot.functional as F
+import enot.functional as ef
 
 from _measure import OPS, median_ratio, mobilenet_space, peak_bytes, selection_ms
 
@@ -84,20 +84,20 @@ class Bench:
 
     def pretrain_pairs(self, apply, space, *, memory: bool = False, warmup: int = 3, sampler: str = "uniform",
                        share_prefix: bool = False) -> list[tuple[float, float]]:
-        """(ours per path, plain step of one sampled path) pairs for `F.pretrain_step`."""
-        trees = F.split_search_space(space)
-        opt = F.sgd(0.01, momentum=0.9)
-        state = F.pretrain_init(trees.params, trees.buffers, opt, F.key(0))
+        """(ours per path, plain step of one sampled path) pairs for `ef.pretrain_step`."""
+        trees = ef.split_search_space(space)
+        opt = ef.sgd(0.01, momentum=0.9)
+        state = ef.pretrain_init(trees.params, trees.buffers, opt, ef.random.key(0))
         nets, pairs = {}, []
         extra = {"share_prefix": True} if share_prefix else {}
         for r in range(warmup + self.repeats):
-            _, archs = F.next_architectures(state.key, space.layout.n_choices, sampler)
+            _, archs = ef.next_architectures(state.key, space.layout.n_choices, sampler)
             net, net_opt = self.plain(space, archs[0], nets)
             self.plain_step(net, net_opt)  # warm the plain network (allocator, momentum state)
             out = {}
 
             def ours():
-                out["state"], _ = F.pretrain_step(apply, space.layout, opt, _loss, state, self.batches,
+                out["state"], _ = ef.pretrain_step(apply, opt, _loss, state, self.batches,
                                                   sampler=sampler, **extra)
 
             measure = self.peak if memory else self.time
@@ -111,16 +111,16 @@ class Bench:
     # --------------------------------------------------------------------------------- rows
     def row_pretrain_eager(self) -> list[Row]:
         space = self.space()
-        ours, ref, ratio = median_ratio(self.pretrain_pairs(F.make_apply(space), space))
+        ours, ref, ratio = median_ratio(self.pretrain_pairs(ef.make_apply(space), space))
         return [("eager pretrain step per path / plain step (ms)", f"{ours * 1e3:.1f}", f"{ref * 1e3:.1f}", f"{ratio:.3f}", "<= 1.03")]
 
     def row_pretrain_compiled(self) -> list[Row]:
         space = self.space()
-        apply = F.make_apply(space, compile=True)
-        trees = F.split_search_space(space)
+        apply = ef.make_apply(space, compile=True)
+        trees = ef.split_search_space(space)
         start = time.perf_counter()
-        for arch in F.fair_architectures(F.key(0), space.layout.n_choices):  # every candidate compiles once
-            F.path_gradients(apply, space.layout, trees.params, trees.buffers, arch, _loss, self.batches[0])
+        for arch in ef.fair_architectures(ef.random.key(0), space.layout.n_choices):  # every candidate compiles once
+            ef.path_gradients(apply, trees.params, trees.buffers, arch, _loss, self.batches[0])
         compile_s = time.perf_counter() - start
         ours, ref, ratio = median_ratio(self.pretrain_pairs(apply, space))
         return [(f"compiled pretrain step per path / plain eager step (ms; compile {compile_s:.0f} s)",
@@ -128,7 +128,7 @@ class Bench:
 
     def row_shared_prefix(self) -> list[Row]:
         space = self.space()
-        apply = F.make_apply(space)
+        apply = ef.make_apply(space)
         shared = median_ratio(self.pretrain_pairs(apply, space, sampler="fair", share_prefix=True, warmup=1))
         separate = median_ratio(self.pretrain_pairs(apply, space, sampler="fair", warmup=1))
         return [
@@ -138,16 +138,16 @@ class Bench:
 
     def row_search(self) -> list[Row]:
         space = self.space()
-        trees = F.split_search_space(space)
-        apply = F.make_apply(space)
-        opt = F.adam(0.05)
-        state = F.search_init(trees.buffers, trees.logits, opt, F.key(1))
+        trees = ef.split_search_space(space)
+        apply = ef.make_apply(space)
+        opt = ef.adam(0.05)
+        state = ef.search_init(trees.buffers, trees.logits, opt, ef.random.key(1))
         pairs, nets = [], {}
         for r in range(2 + self.repeats):
             out = {}
 
             def ours():
-                out["s"], out["info"] = F.search_step(space, opt, _loss, trees.params, state, self.batches, apply=apply)
+                out["s"], out["info"] = ef.search_step(apply, opt, _loss, trees.params, state, self.batches)
 
             t_ours = self.time(ours)
             state = out["s"]
@@ -170,19 +170,19 @@ class Bench:
             for n in counts:
                 ops = [OPS[i % len(OPS)] for i in range(n)]
                 space = self.space(ops)
-                ours, ref, ratio = median_ratio(self.pretrain_pairs(F.make_apply(space), space, memory=True, warmup=1))
+                ours, ref, ratio = median_ratio(self.pretrain_pairs(ef.make_apply(space), space, memory=True, warmup=1))
                 ratios.append(ratio)
                 rows.append((f"peak memory pretrain per path / plain, {n} candidates (MiB)",
                              f"{ours / 2**20:.1f}", f"{ref / 2**20:.1f}", f"{ratio:.3f}", "<= 1.1"))
             space = self.space()
-            trees = F.split_search_space(space)
-            opt = F.adam(0.05)
-            state = F.search_init(trees.buffers, trees.logits, opt, F.key(1))
-            apply, pairs, nets = F.make_apply(space), [], {}
+            trees = ef.split_search_space(space)
+            opt = ef.adam(0.05)
+            state = ef.search_init(trees.buffers, trees.logits, opt, ef.random.key(1))
+            apply, pairs, nets = ef.make_apply(space), [], {}
             for _ in range(4):
                 out = {}
-                mem = self.peak(lambda: out.update(zip(("s", "info"), F.search_step(
-                    space, opt, _loss, trees.params, state, self.batches, apply=apply))))
+                mem = self.peak(lambda: out.update(zip(("s", "info"), ef.search_step(
+                    apply, opt, _loss, trees.params, state, self.batches))))
                 state = out["s"]
                 net, net_opt = self.plain(space, out["info"]["samples"][0].architecture, nets)
                 self.plain_step(net, net_opt)
@@ -197,11 +197,11 @@ class Bench:
 
     def row_bn_tune(self, k: int = 8) -> list[Row]:
         space = self.space()
-        trees = F.split_search_space(space)
+        trees = ef.split_search_space(space)
         bn_batches = [(self.x, self.y)] * k
         pairs, nets = [], {}
         for r in range(2 + self.repeats):
-            arch = F.uniform_architecture(F.key(r), space.layout.n_choices)
+            arch = ef.uniform_architecture(ef.random.key(r), space.layout.n_choices)
             net, _ = self.plain(space, arch, nets)
 
             def ref():
@@ -209,7 +209,7 @@ class Bench:
                     for inputs, _ in bn_batches:
                         net(inputs)
 
-            t_ours = self.time(lambda: F.bn_tune(space, trees.params, trees.buffers, bn_batches, architecture=arch))
+            t_ours = self.time(lambda: ef.bn_tune(space, trees.params, trees.buffers, bn_batches, architecture=arch))
             t_ref = self.time(ref)
             if r >= 2:
                 pairs.append((t_ours, t_ref))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as Fn
 from sklearn.datasets import load_digits
 
-import enot.functional as F
+import enot.functional as ef
 from enot.latency import initialize_latency
 from enot.models import SearchSpaceModel, build_mobilenet
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotPretrainOptimizer
@@ -82,7 +82,7 @@ def main() -> None:
             pre.step(lambda: Fn.cross_entropy(space(xb), yb).backward())
     container = initialize_latency("mmac", space, train[0][:8])
     table = container.table()
-    lo, hi = float(F.min_latency(table)), float(F.max_latency(table))
+    lo, hi = float(ef.min_latency(table)), float(ef.max_latency(table))
     bound = lo + args.fraction * (hi - lo)
     print(f"{len(table.operations)} containers x {len(OPS)} ops {OPS}; mmac min {lo:.3f} max {hi:.3f} bound {bound:.3f}")
 
@@ -99,14 +99,14 @@ def main() -> None:
     probs = [round(float(p.max()), 2) for p in space.architecture_probabilities]
     print(f"found {found} ({[OPS[k] for k in found]}), max probabilities {probs}")
 
-    keys = F.split(F.key(123), args.random)
+    keys = ef.random.split(ef.random.key(123), args.random)
     uniform = [torch.zeros(len(OPS)) for _ in table.operations]
-    randoms = [F.sample_feasible_architecture(k, uniform, table, bound) for k in keys]
+    randoms = [ef.sample_feasible_architecture(k, uniform, table, bound) for k in keys]
     rows = []
     for name, arch in [("found", found)] + [(f"random {i}", a) for i, a in enumerate(randoms)]:
         net = space.get_network_by_indexes(arch)
         acc = _tune(net, train, test, args.tune_epochs, seed=0)
-        latency = float(F.architecture_latency(arch, table))
+        latency = float(ef.architecture_latency(arch, table))
         rows.append((name, arch, latency, acc))
         print(f"{name:10s} {arch}  mmac {latency:7.3f} ({latency / bound:5.1%} of bound)  test accuracy {acc:.4f}")
     accs = [r[3] for r in rows[1:]]

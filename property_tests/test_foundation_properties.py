@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import enot.functional as F
+import enot.functional as ef
 from enot.models import SearchSpaceModel
 
 from spaces import Nested, tiny_mobilenet
@@ -42,7 +42,7 @@ def test_extracted_network_equals_supernet_path(case):
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(1, 6), min_size=1, max_size=5), st.integers(0, 2**31))
 def test_fair_sampling_balances_every_container(n_choices, seed):
-    archs = F.fair_architectures(F.key(seed), n_choices)
+    archs = ef.fair_architectures(ef.random.key(seed), n_choices)
     assert len(archs) == max(n_choices)
     for c, n in enumerate(n_choices):
         counts = collections.Counter(a[c] for a in archs)
@@ -50,7 +50,7 @@ def test_fair_sampling_balances_every_container(n_choices, seed):
         assert max(counts.values()) - min(counts.values()) <= 1
 
 
-_OPTIMIZERS = [F.sgd(0.1), F.sgd(0.1, 0.9, weight_decay=0.01, nesterov=True), F.adam(1e-2), F.adamw(1e-2)]
+_OPTIMIZERS = [ef.sgd(0.1), ef.sgd(0.1, 0.9, weight_decay=0.01, nesterov=True), ef.adam(1e-2), ef.adamw(1e-2)]
 
 
 @st.composite

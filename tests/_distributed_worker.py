@@ -16,7 +16,7 @@ import torch.nn.functional as Fn
 from torch import nn
 
 import enot.distributed as ed
-import enot.functional as F
+import enot.functional as ef
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 from enot.optimize import EnotPretrainOptimizer
 
@@ -100,15 +100,15 @@ def pretrain_functional(rank: int, world: int, reducer: Any = None, *, steps: in
     """enot.functional.pretrain_step (fair sampler, pure SGD with momentum) with the reductions passed in."""
     torch.manual_seed(0)
     space = SearchSpaceModel(NoNorm()).double()
-    trees = F.split_search_space(space)
-    pure = F.sgd(0.2, momentum=0.9, weight_decay=1e-3)
-    state = F.pretrain_init(trees.params, trees.buffers, pure, F.key(11))
-    apply = F.make_apply(space)
+    trees = ef.split_search_space(space)
+    pure = ef.sgd(0.2, momentum=0.9, weight_decay=1e-3)
+    state = ef.pretrain_init(trees.params, trees.buffers, pure, ef.random.key(11))
+    apply = ef.make_apply(space)
     kwargs = {} if reducer is None else {"reduce_grads": reducer, "reduce_buffers": reducer.reduce_buffers}
     architectures = []
     for batch in global_batches(steps, 2):
-        state, info = F.pretrain_step(
-            apply, space.layout, pure, _loss, state, [shard(batch, rank, world)], sampler="fair", **kwargs
+        state, info = ef.pretrain_step(
+            apply, pure, _loss, state, [shard(batch, rank, world)], sampler="fair", **kwargs
         )
         architectures += info["architectures"]
     return {"params": state.params, "momentum": state.opt_state.momentum, "architectures": architectures}
@@ -189,9 +189,9 @@ def search_functional(rank: int, world: int, reducer: Any = None, *, steps: int 
 
     torch.manual_seed(0)
     space = SearchSpaceModel(Nested()).double()
-    trees = F.split_search_space(space)
-    pure = F.adam(0.2)
-    state = F.search_init(trees.buffers, trees.logits, pure, F.key(6))
+    trees = ef.split_search_space(space)
+    pure = ef.adam(0.2)
+    state = ef.search_init(trees.buffers, trees.logits, pure, ef.random.key(6))
     g = torch.Generator().manual_seed(9)
     kwargs = {}
     if reducer is not None:
@@ -200,8 +200,8 @@ def search_functional(rank: int, world: int, reducer: Any = None, *, steps: int 
     for batch in global_batches(steps, 2):
         per_rank = [[(torch.randn(PER_RANK, 1, 6, 6, generator=g, dtype=torch.float64),) for _ in range(tune)] for _ in range(2)]
         bn = per_rank[rank] if world > 1 else per_rank[0] + per_rank[1]
-        state, info = F.search_step(
-            space, pure, _loss, trees.params, state, [shard(batch, rank, world)], bn_batches=[bn], **kwargs
+        state, info = ef.search_step(
+            ef.make_apply(space), pure, _loss, trees.params, state, [shard(batch, rank, world)], bn_tune_data=[bn], **kwargs
         )
         architectures += [s.architecture for s in info["samples"]]
     return {"logits": list(state.logits), "buffers": state.buffers, "architectures": architectures}

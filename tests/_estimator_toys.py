@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-from enot import functional as F
+import enot.functional as ef
+from enot.functional._search import logit_names
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 
 
@@ -35,7 +36,7 @@ class Toy(NamedTuple):
     loss_fn: Callable[[Any, Any], torch.Tensor]
     batch: Any
     logits: tuple[torch.Tensor, ...]
-    table: F.LatencyTable | None
+    table: ef.LatencyTable | None
     bound: float | None
 
 
@@ -77,7 +78,7 @@ def additive_bounded_toy() -> Toy:
     def loss(out: tuple[torch.Tensor, torch.Tensor], batch: Any) -> torch.Tensor:
         return Fn.mse_loss(out[0], batch[0]) + Fn.mse_loss(out[1], batch[0])
 
-    table = F.latency_table(0.0, [[1.0, 2.0], [1.0, 2.0]])
+    table = ef.latency_table(0.0, [[1.0, 2.0], [1.0, 2.0]])
     logits = (torch.tensor([0.3, -0.2], dtype=torch.float64), torch.tensor([-0.4, 0.5], dtype=torch.float64))
     return Toy("additive 2x2, bounded", space, loss, (x,), logits, table, 3.0)
 
@@ -102,7 +103,7 @@ def composed_toy(loss: str, bounded: bool, n_containers: int = 3) -> Toy:
         batch = (x, torch.randn(32, 4, generator=g, dtype=torch.float64))
         loss_fn = lambda out, b: Fn.mse_loss(out, b[1])  # noqa: E731
     logits = tuple(torch.randn(3, generator=g, dtype=torch.float64) * 0.7 for _ in range(n_containers))
-    table = F.latency_table(0.0, [[2.0, 3.0, 0.5]] * n_containers) if bounded else None
+    table = ef.latency_table(0.0, [[2.0, 3.0, 0.5]] * n_containers) if bounded else None
     bound = 2.0 * n_containers - 0.5 if bounded else None
     name = f"{n_containers} composed, {'cross-entropy' if loss == 'ce' else 'MSE'}, {'bounded' if bounded else 'unbounded'}"
     return Toy(name, space, loss_fn, batch, logits, table, bound)
@@ -116,13 +117,13 @@ def all_toys() -> list[Toy]:
 
 def exact_gradient(toy: Toy) -> tuple[torch.Tensor, ...]:
     """``grad E_pi[L]`` by enumeration: ``pi`` is ``softmax(logits)`` restricted to the bound."""
-    trees = F.split_search_space(toy.space)
-    apply = F.make_apply(toy.space)
+    trees = ef.split_search_space(toy.space)
+    apply = ef.make_apply(toy.space)
     leaves = tuple(l.detach().clone().requires_grad_(True) for l in toy.logits)
     log_p = [torch.log_softmax(l, 0) for l in leaves]
     weights, losses = [], []
     for a in itertools.product(*(range(l.numel()) for l in leaves)):
-        if toy.bound is not None and float(F.architecture_latency(list(a), toy.table)) > toy.bound:
+        if toy.bound is not None and float(ef.architecture_latency(list(a), toy.table)) > toy.bound:
             continue
         with torch.no_grad():
             out, _ = apply(trees.params, trees.buffers, list(a), toy.batch[0])
@@ -135,9 +136,9 @@ def exact_gradient(toy: Toy) -> tuple[torch.Tensor, ...]:
 
 def estimator_draws(toy: Toy, estimator: str, n: int, seed: int = 0) -> torch.Tensor:
     """``n`` single-draw estimates of the gradient, flattened: shape ``(n, sum(n_choices))``."""
-    trees = F.split_search_space(toy.space)
-    apply = F.make_apply(toy.space)
-    key = F.key(seed)
+    trees = ef.split_search_space(toy.space)
+    apply = ef.make_apply(toy.space)
+    key = ef.random.key(seed)
     rows = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared machine
@@ -151,10 +152,10 @@ def estimator_draws(toy: Toy, estimator: str, n: int, seed: int = 0) -> torch.Te
 def _draws(toy: Toy, estimator: str, n: int, key: torch.Tensor, trees: Any, apply: Any) -> list[torch.Tensor]:
     rows = []
     for _ in range(n):
-        key, sample = F.next_search_sample(key, toy.logits, toy.table, toy.bound, estimator=estimator)
-        grads, _, _ = F.search_gradients(
+        key, sample = ef.next_search_sample(key, toy.logits, toy.table, toy.bound, estimator=estimator)
+        grads, _, _ = ef.search_gradients(
             toy.space, trees.params, trees.buffers, toy.logits, sample, toy.loss_fn, toy.batch, apply=apply
         )
-        names = F.logit_names(len(toy.logits))
+        names = logit_names(len(toy.logits))
         rows.append(torch.cat([grads.get(nm, torch.zeros_like(l)) for nm, l in zip(names, toy.logits)]))
     return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from enot import functional as F
+import enot.functional as ef
 from enot.utils import tune_bn_stats
 
 
@@ -32,7 +32,7 @@ def test_bn_tune_equals_cumulative_mean_and_variance_by_hand():
     params = {n: p.detach() for n, p in net.named_parameters()}
     buffers = {n: b.clone() for n, b in net.named_buffers()}
     before = {n: b.clone() for n, b in buffers.items()}
-    new = F.bn_tune(net, params, buffers, batches)
+    new = ef.bn_tune(net, params, buffers, batches)
     mean, var = _by_hand(net, batches)
     torch.testing.assert_close(new["1.running_mean"], mean, rtol=0, atol=1e-12)
     torch.testing.assert_close(new["1.running_var"], var, rtol=0, atol=1e-12)
@@ -45,19 +45,19 @@ def test_bn_tune_equals_cumulative_mean_and_variance_by_hand():
 
 def test_bn_tune_max_batches_and_path_only(nested_space):
     ss = nested_space
-    trees = F.split_search_space(ss)
+    trees = ef.split_search_space(ss)
     batches = [(torch.randn(2, 1, 6, 6),) for _ in range(3)]
     arch = [0, 0, 0]  # container a: conv+bn; inner off the path; b: tanh
-    new = F.bn_tune(ss, trees.params, trees.buffers, batches, architecture=arch, max_batches=2)
+    new = ef.bn_tune(ss, trees.params, trees.buffers, batches, architecture=arch, max_batches=2)
     changed = {n for n in new if new[n] is not trees.buffers[n]}
-    assert changed == set(F.batch_norm_buffer_names(ss, arch))
+    assert changed == set(ef.batch_norm_buffer_names(ss, arch))
     assert "original_model.b.search_variants.1.1.running_mean" not in changed
     assert int(new["original_model.stem.1.num_batches_tracked"]) == 2
 
 
 def test_tune_bn_stats_uses_the_pure_function():
     net, batches = _net(), _batches(6)
-    expected = F.bn_tune(net, dict(net.named_parameters()), dict(net.named_buffers()), batches[:3])
+    expected = ef.bn_tune(net, dict(net.named_parameters()), dict(net.named_buffers()), batches[:3])
     tune_bn_stats(net, batches, n_steps=3)
     for name, value in net.named_buffers():
         assert torch.equal(value, expected[name])

@@ -10,7 +10,7 @@ import torch._dynamo
 import torch.nn.functional as Fn
 from torch._dynamo.utils import counters
 
-import enot.functional as F
+import enot.functional as ef
 from enot.models import SearchSpaceModel
 
 from spaces import Nested
@@ -31,16 +31,16 @@ def test_compiled_pretrain_step_equals_eager_and_does_not_recompile_per_architec
     compiled_space = copy.deepcopy(eager_space)
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g)) for _ in range(3)]
-    trees = F.split_search_space(eager_space)
-    opt = F.sgd(0.1, momentum=0.9)
+    trees = ef.split_search_space(eager_space)
+    opt = ef.sgd(0.1, momentum=0.9)
 
     module_before = {n: t.clone() for n, t in compiled_space.state_dict().items()}
     results = []
     for space, compile in ((eager_space, False), (compiled_space, True)):
-        apply = F.make_apply(space, compile=compile)
-        state = F.pretrain_init(trees.params, trees.buffers, opt, F.key(0))
+        apply = ef.make_apply(space, compile=compile)
+        state = ef.pretrain_init(trees.params, trees.buffers, opt, ef.random.key(0))
         for batch in batches:
-            state, _ = F.pretrain_step(apply, space.layout, opt, _loss, state, [batch], sampler="fair")
+            state, _ = ef.pretrain_step(apply, opt, _loss, state, [batch], sampler="fair")
         results.append(state)
     eager, compiled = results
     # The pure step leaves the module as it was (compiled graphs once wrote batch-norm statistics
@@ -57,9 +57,9 @@ def test_compiled_pretrain_step_equals_eager_and_does_not_recompile_per_architec
     n_choices = compiled_space.layout.n_choices
     bound = sum(n_choices) + len(n_choices) + 1
     assert 0 < graphs <= bound
-    apply = F.make_apply(compiled_space, compile=True)
+    apply = ef.make_apply(compiled_space, compile=True)
     for arch in itertools.product(*map(range, n_choices)):
-        F.path_gradients(apply, compiled_space.layout, trees.params, trees.buffers, list(arch), _loss, batches[0])
+        ef.path_gradients(apply, trees.params, trees.buffers, list(arch), _loss, batches[0])
     assert counters["stats"]["unique_graphs"] == graphs
 
 
@@ -71,16 +71,16 @@ def test_compiled_search_step_equals_eager_and_does_not_recompile_per_sample():
     compiled_space = copy.deepcopy(eager_space)
     g = torch.Generator().manual_seed(1)
     batches = [(torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g)) for _ in range(8)]
-    trees = F.split_search_space(eager_space)
-    opt = F.adam(0.1)
+    trees = ef.split_search_space(eager_space)
+    opt = ef.adam(0.1)
     module_before = {n: t.clone() for n, t in compiled_space.state_dict().items()}
 
     results = []
     for space, compile in ((eager_space, False), (compiled_space, True)):
-        apply = F.make_apply(space, compile=compile)
-        state = F.search_init(trees.buffers, trees.logits, opt, F.key(3))
+        apply = ef.make_apply(space, compile=compile)
+        state = ef.search_init(trees.buffers, trees.logits, opt, ef.random.key(3))
         for batch in batches[:4]:
-            state, info = F.search_step(space, opt, _loss, trees.params, state, [batch], apply=apply)
+            state, info = ef.search_step(apply, opt, _loss, trees.params, state, [batch])
         results.append((state, info))
     (eager, eager_info), (compiled, compiled_info) = results
     for name, value in compiled_space.state_dict().items():
@@ -92,13 +92,13 @@ def test_compiled_search_step_equals_eager_and_does_not_recompile_per_sample():
         torch.testing.assert_close(compiled.buffers[name], eager.buffers[name], rtol=RTOL, atol=ATOL)
 
     # Cover every candidate as the path, then new samples (paths and alternatives) compile nothing more.
-    apply = F.make_apply(compiled_space, compile=True)
+    apply = ef.make_apply(compiled_space, compile=True)
     n_choices = compiled_space.layout.n_choices
     for arch in itertools.product(*map(range, n_choices)):
-        F.path_gradients(apply, compiled_space.layout, trees.params, trees.buffers, list(arch), _loss, batches[0])
+        ef.path_gradients(apply, trees.params, trees.buffers, list(arch), _loss, batches[0])
     graphs = counters["stats"]["unique_graphs"]
     assert 0 < graphs <= sum(n_choices) + len(n_choices) + 1
     state = compiled
     for batch in batches[4:]:
-        state, _ = F.search_step(compiled_space, opt, _loss, trees.params, state, [batch], apply=apply)
+        state, _ = ef.search_step(apply, opt, _loss, trees.params, state, [batch])
     assert counters["stats"]["unique_graphs"] == graphs

@@ -193,16 +193,16 @@ def test_optimizer_without_process_group_has_no_reducer_and_rejects_bad_ones():
 
 
 def test_functional_reduction_hooks_default_to_identity():
-    import enot.functional as F
+    import enot.functional as ef
 
     def run(**kwargs):
         torch.manual_seed(0)
         space = worker.SearchSpaceModel(worker.NoNorm()).double()
-        trees = F.split_search_space(space)
-        pure = F.sgd(0.1, momentum=0.9)
-        state = F.pretrain_init(trees.params, trees.buffers, pure, F.key(1))
+        trees = ef.split_search_space(space)
+        pure = ef.sgd(0.1, momentum=0.9)
+        state = ef.pretrain_init(trees.params, trees.buffers, pure, ef.random.key(1))
         for batch in worker.global_batches(3, 1):
-            state, _ = F.pretrain_step(F.make_apply(space), space.layout, pure, worker._loss, state, [batch], **kwargs)
+            state, _ = ef.pretrain_step(ef.make_apply(space), pure, worker._loss, state, [batch], **kwargs)
         return state.params
 
     plain = run()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import enot.functional as F
+import enot.functional as ef
 import enot.latency as L
 from enot.models import SearchSpaceModel, SearchVariantsContainer, build_mobilenet
 
@@ -126,7 +126,7 @@ def test_mmac_does_not_depend_on_batch_size_and_sums_to_extracted_network() -> N
     x = torch.randn(2, 3, 32, 32)
     for architecture in itertools.product(range(3), repeat=3):
         architecture = list(architecture)
-        table_value = float(F.architecture_latency(architecture, three.table()))
+        table_value = float(ef.architecture_latency(architecture, three.table()))
         closed_form = mobilenet_macs(architecture) / 1e6
         assert table_value == pytest.approx(closed_form, rel=1e-12), architecture
         if architecture in ([0, 0, 0], [1, 2, 0], [2, 2, 2], [0, 1, 2]):
@@ -224,7 +224,7 @@ def test_initialize_errors() -> None:
         L.initialize_latency("flops", space, x)
     with pytest.raises(ValueError, match="unsupported keyword arguments \\['repeat'\\]"):
         L.initialize_latency("time", space, x, repeat=3)
-    with pytest.raises(ValueError, match="repeats must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="repeats must be a positive int, got 0"):
         L.initialize_latency("time", space, x, repeats=0)
     with pytest.raises(TypeError, match="expects a SearchSpaceModel"):
         L.initialize_latency("mmac", ConvSpace(), x)
@@ -367,8 +367,8 @@ def test_loss_latency_expectation_matches_brute_force_and_gradient() -> None:
         torch.testing.assert_close(logits.grad, p * (t - (p * t).sum()), rtol=1e-12, atol=1e-14)
     table = container.table()
     inputs = tuple(torch.randn(3, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    assert torch.autograd.gradcheck(lambda *logits: F.expected_latency(logits, table), inputs)
-    assert torch.autograd.gradgradcheck(lambda *logits: F.expected_latency(logits, table), inputs)
+    assert torch.autograd.gradcheck(lambda *logits: ef.expected_latency(logits, table), inputs)
+    assert torch.autograd.gradgradcheck(lambda *logits: ef.expected_latency(logits, table), inputs)
 
 
 def test_forward_latency_is_float64_and_expectation_follows_logits_dtype() -> None:
@@ -386,65 +386,65 @@ def test_forward_latency_is_float64_and_expectation_follows_logits_dtype() -> No
 
 
 def test_functional_latency_is_pure_and_consistent() -> None:
-    table = F.latency_table(2.0, [[3.0, 1.0, 2.0], [0.5, 4.0]])
+    table = ef.latency_table(2.0, [[3.0, 1.0, 2.0], [0.5, 4.0]])
     before = [o.clone() for o in table.operations]
     logits = (torch.zeros(3), torch.tensor([0.0, 1.0]))
     logits_before = [l.clone() for l in logits]
-    assert float(F.architecture_latency([1, 0], table)) == 3.5
-    assert float(F.architecture_latency(torch.tensor([0, 1]), table)) == 9.0
-    assert F.min_latency_architecture(table) == [1, 0] and F.max_latency_architecture(table) == [0, 1]
-    assert float(F.min_latency(table)) == 3.5 and float(F.max_latency(table)) == 9.0
-    all_values = F.enumerate_latencies(table)
+    assert float(ef.architecture_latency([1, 0], table)) == 3.5
+    assert float(ef.architecture_latency(torch.tensor([0, 1]), table)) == 9.0
+    assert ef.min_latency_architecture(table) == [1, 0] and ef.max_latency_architecture(table) == [0, 1]
+    assert float(ef.min_latency(table)) == 3.5 and float(ef.max_latency(table)) == 9.0
+    all_values = ef.enumerate_latencies(table)
     assert all_values.tolist() == [5.5, 9.0, 3.5, 7.0, 4.5, 8.0]
-    assert float(F.mean_latency(table)) == pytest.approx(float(all_values.mean()))
-    assert float(F.median_latency(table)) == pytest.approx(6.25)
-    F.expected_latency(logits, table)
+    assert float(ef.mean_latency(table)) == pytest.approx(float(all_values.mean()))
+    assert float(ef.median_latency(table)) == pytest.approx(6.25)
+    ef.expected_latency(logits, table)
     for a, b in zip(before + logits_before, list(table.operations) + list(logits)):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="architecture has 1 entries; the latency table has 2"):
-        F.architecture_latency([0], table)
+        ef.architecture_latency([0], table)
     with pytest.raises(ValueError, match="logits of container 1 have shape \\(3,\\)"):
-        F.expected_latency((torch.zeros(3), torch.zeros(3)), table)
+        ef.expected_latency((torch.zeros(3), torch.zeros(3)), table)
     with pytest.raises(ValueError, match="container 0, candidate 1 is nan"):
-        F.latency_table(0.0, [[1.0, float("nan")]])
+        ef.latency_table(0.0, [[1.0, float("nan")]])
     with pytest.raises(ValueError, match="bins must be a positive int"):
-        F.latency_distribution(table, bins=0)
+        ef.latency_distribution(table, bins=0)
     with pytest.raises(ValueError, match="more than max_architectures=4"):
-        F.enumerate_latencies(table, max_architectures=4)
+        ef.enumerate_latencies(table, max_architectures=4)
 
 
 def test_expected_latency_under_compile_does_not_recompile() -> None:
-    table = F.latency_table(1.0, [[1.0, 2.0], [3.0, 4.0, 5.0]], dtype=torch.float32)
+    table = ef.latency_table(1.0, [[1.0, 2.0], [3.0, 4.0, 5.0]], dtype=torch.float32)
     graphs = []
 
     def backend(graph_module, example_inputs):  # noqa: ANN001, ANN202
         graphs.append(graph_module)
         return graph_module.forward
 
-    compiled = torch.compile(F.expected_latency, backend=backend, fullgraph=True)
+    compiled = torch.compile(ef.expected_latency, backend=backend, fullgraph=True)
     for seed in range(3):
         generator = torch.Generator().manual_seed(seed)
         logits = (torch.randn(2, generator=generator), torch.randn(3, generator=generator))
-        torch.testing.assert_close(compiled(logits, table), F.expected_latency(logits, table))
+        torch.testing.assert_close(compiled(logits, table), ef.expected_latency(logits, table))
     assert len(graphs) == 1
 
 
 def test_grid_median_is_within_documented_bound() -> None:
     generator = torch.Generator().manual_seed(0)
     ops = [torch.rand(int(n), generator=generator).tolist() for n in torch.randint(2, 6, (9,), generator=generator)]
-    table = F.latency_table(0.3, ops)
-    exact = float(F.median_latency(table))
+    table = ef.latency_table(0.3, ops)
+    exact = float(ef.median_latency(table))
     for bins in (10, 100, 10_000):
-        dist = F.latency_distribution(table, bins=bins)
-        span = float(F.max_latency(table) - F.min_latency(table))
+        dist = ef.latency_distribution(table, bins=bins)
+        span = float(ef.max_latency(table) - ef.min_latency(table))
         assert dist.error_bound <= len(ops) * span / (2 * bins) + 1e-12
         assert int(dist.counts.sum()) == math.prod(len(o) for o in ops)
-        approx = float(F.median_latency(table, max_architectures=0, bins=bins))
+        approx = float(ef.median_latency(table, max_architectures=0, bins=bins))
         assert abs(approx - exact) <= dist.error_bound + 1e-12, (bins, approx, exact)
-    tiny = F.latency_table(0.0, [[0.0, 5e-324], [0.0, 1e-320]])  # the grid step underflows to 0
-    assert float(F.median_latency(tiny, max_architectures=0, bins=5000)) == pytest.approx(5e-321, abs=1e-320)
-    huge = F.latency_table(0.0, [[0.0, 1.0, 3.0]] * 40)  # 3**40 > 2**62: probabilities, not counts
-    dist = F.latency_distribution(huge, bins=400)
+    tiny = ef.latency_table(0.0, [[0.0, 5e-324], [0.0, 1e-320]])  # the grid step underflows to 0
+    assert float(ef.median_latency(tiny, max_architectures=0, bins=5000)) == pytest.approx(5e-321, abs=1e-320)
+    huge = ef.latency_table(0.0, [[0.0, 1.0, 3.0]] * 40)  # 3**40 > 2**62: probabilities, not counts
+    dist = ef.latency_distribution(huge, bins=400)
     assert dist.counts.dtype == torch.float64 and float(dist.counts.sum()) == pytest.approx(1.0)
     assert L.median_latency(L.SearchSpaceLatencyContainer("mmac", 0.0, [[0.0, 1.0, 3.0]] * 40)) == pytest.approx(
         40 * 4 / 3, abs=3.0
@@ -574,4 +574,4 @@ def test_public_names() -> None:
     for name in L.__all__:
         assert getattr(L, name) is not None
     for name in ("LatencyTable", "architecture_latency", "expected_latency", "min_latency", "median_latency"):
-        assert name in F.__all__
+        assert name in ef.__all__

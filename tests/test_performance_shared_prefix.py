@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as Fn
 
-import enot.functional as F
+import enot.functional as ef
 from enot.models import SearchSpaceModel
 
 from spaces import Nested, tiny_mobilenet
@@ -36,17 +38,17 @@ def _setup(model, shape, classes):
 ])
 def test_shared_prefix_equals_unshared_up_to_summation_order(model, shape, classes, prefix):
     space, batches = _setup(model(), shape, classes)
-    trees = F.split_search_space(space)
-    apply = F.make_apply(space)
-    opt = F.sgd(0.1, momentum=0.9)
+    trees = ef.split_search_space(space)
+    apply = ef.make_apply(space)
+    opt = ef.sgd(0.1, momentum=0.9)
     states = []
     for share in (False, True):
-        state = F.pretrain_init(trees.params, trees.buffers, opt, F.key(0))
+        state = ef.pretrain_init(trees.params, trees.buffers, opt, ef.random.key(0))
         for batch in batches:
-            state, info = F.pretrain_step(apply, space.layout, opt, _loss, state, [batch], sampler="fair", share_prefix=share)
+            state, info = ef.pretrain_step(apply, opt, _loss, state, [batch], sampler="fair", share_prefix=share)
         states.append((state, info))
     (plain, plain_info), (shared, shared_info) = states
-    assert [type(m).__name__ for m in apply._enot_prefix_modules] in (["MobileNetBaseStem"], ["Sequential"])
+    assert [type(m).__name__ for m in apply.memo["prefix_modules"]] in (["MobileNetBaseStem"], ["Sequential"])
     assert plain_info["architectures"] == shared_info["architectures"]
     torch.testing.assert_close(shared_info["loss"], plain_info["loss"], rtol=RTOL, atol=ATOL)
     for name in plain.params:
@@ -63,13 +65,13 @@ def test_shared_prefix_equals_unshared_up_to_summation_order(model, shape, class
 
 def test_shared_prefix_does_not_mutate_its_inputs_or_the_module():
     space, batches = _setup(Nested(), (4, 1, 8, 8), 3)
-    trees = F.split_search_space(space)
+    trees = ef.split_search_space(space)
     before = {n: t.clone() for n, t in {**trees.params, **trees.buffers}.items()}
     module_before = {n: t.clone() for n, t in space.state_dict().items()}
-    apply = F.make_apply(space)
-    opt = F.sgd(0.1)
-    state = F.pretrain_init(trees.params, trees.buffers, opt, F.key(0))
-    F.pretrain_step(apply, space.layout, opt, _loss, state, batches[:2], sampler="fair", share_prefix=True)
+    apply = ef.make_apply(space)
+    opt = ef.sgd(0.1)
+    state = ef.pretrain_init(trees.params, trees.buffers, opt, ef.random.key(0))
+    ef.pretrain_step(apply, opt, _loss, state, batches[:2], sampler="fair", share_prefix=True)
     for name, value in {**trees.params, **trees.buffers}.items():
         assert torch.equal(value, before[name])
     for name, value in space.state_dict().items():
@@ -79,12 +81,12 @@ def test_shared_prefix_does_not_mutate_its_inputs_or_the_module():
 
 def test_shared_prefix_refuses_a_compiled_or_foreign_apply():
     space, batches = _setup(Nested(), (4, 1, 8, 8), 3)
-    trees = F.split_search_space(space)
-    opt = F.sgd(0.1)
-    state = F.pretrain_init(trees.params, trees.buffers, opt, F.key(0))
-    apply = F.make_apply(space)
+    trees = ef.split_search_space(space)
+    opt = ef.sgd(0.1)
+    state = ef.pretrain_init(trees.params, trees.buffers, opt, ef.random.key(0))
+    apply = ef.make_apply(space)
     with pytest.raises(TypeError, match="make_apply"):
-        F.pretrain_step(lambda *a, **k: apply(*a, **k), space.layout, opt, _loss, state, batches[:1], share_prefix=True)
-    apply.compiled = True  # what make_apply(compile=True) marks, without paying for a compilation
+        ef.pretrain_step(lambda *a, **k: apply(*a, **k), opt, _loss, state, batches[:1], share_prefix=True)
+    compiled = dataclasses.replace(apply, compiled=True)  # what make_apply(compile=True) makes, uncompiled
     with pytest.raises(ValueError, match="eager apply"):
-        F.pretrain_step(apply, space.layout, opt, _loss, state, batches[:1], share_prefix=True)
+        ef.pretrain_step(compiled, opt, _loss, state, batches[:1], share_prefix=True)

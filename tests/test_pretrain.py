@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-import enot.functional as F
+import enot.functional as ef
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 from enot.optimize import EnotPretrainOptimizer
 
@@ -19,23 +19,23 @@ from spaces import Nested, tiny_mobilenet
 OPTIMIZERS = {
     "sgd_momentum": (
         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
-        lambda: F.sgd(0.05, momentum=0.9, weight_decay=1e-3),
+        lambda: ef.sgd(0.05, momentum=0.9, weight_decay=1e-3),
     ),
     "sgd_nesterov_dampening0": (
         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True),
-        lambda: F.sgd(0.05, momentum=0.8, nesterov=True),
+        lambda: ef.sgd(0.05, momentum=0.8, nesterov=True),
     ),
     "sgd_dampening": (
         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, dampening=0.3),
-        lambda: F.sgd(0.05, momentum=0.8, dampening=0.3),
+        lambda: ef.sgd(0.05, momentum=0.8, dampening=0.3),
     ),
     "adam": (
         lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3),
-        lambda: F.adam(1e-2, weight_decay=1e-3),
+        lambda: ef.adam(1e-2, weight_decay=1e-3),
     ),
     "adamw": (
         lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=1e-2),
-        lambda: F.adamw(1e-2, weight_decay=1e-2),
+        lambda: ef.adamw(1e-2, weight_decay=1e-2),
     ),
 }
 
@@ -58,10 +58,10 @@ def _facade_and_core(space_fn, opt_name, *, sampler="uniform", ghost=1, steps=3,
     make_torch, make_pure = OPTIMIZERS[opt_name]
     enot_opt = EnotPretrainOptimizer(space, make_torch(space.model_parameters()), sampler=sampler, seed=7)
 
-    trees = F.split_search_space(core_space)
+    trees = ef.split_search_space(core_space)
     pure = make_pure()
-    state = F.pretrain_init(trees.params, trees.buffers, pure, F.key(7))
-    apply = F.make_apply(core_space)
+    state = ef.pretrain_init(trees.params, trees.buffers, pure, ef.random.key(7))
+    apply = ef.make_apply(core_space)
     facade_archs, core_archs = [], []
     for s in range(steps):
         group = batches[s * ghost:(s + 1) * ghost]
@@ -74,7 +74,7 @@ def _facade_and_core(space_fn, opt_name, *, sampler="uniform", ghost=1, steps=3,
             enot_opt.model_step(closure)
             facade_archs += enot_opt.last_architectures
         enot_opt.step()
-        state, info = F.pretrain_step(apply, core_space.layout, pure, _loss, state, group, sampler=sampler)
+        state, info = ef.pretrain_step(apply, pure, _loss, state, group, sampler=sampler)
         core_archs += info["architectures"]
     return space, enot_opt, state, facade_archs, core_archs
 
@@ -136,7 +136,7 @@ def test_unsampled_candidates_keep_weights_state_and_buffers():
     enot_opt.zero_grad()
     enot_opt.step(closure)
     arch = enot_opt.last_architectures[0]
-    on_path = set(F.path_names(space.layout, arch))
+    on_path = set(ef.path_names(space.layout, arch))
     after = space.state_dict()
     names = {id(p): n for n, p in space.named_parameters()}
     changed = {n for n in before if not torch.equal(before[n], after[n])}
@@ -150,12 +150,12 @@ def test_unsampled_candidates_keep_weights_state_and_buffers():
 
 def test_pure_step_does_not_mutate_inputs(mobilenet_space):
     x, y = torch.randn(4, 1, 12, 12), torch.randint(0, 10, (4,))
-    trees = F.split_search_space(mobilenet_space)
-    pure = F.adam(1e-2)
-    state = F.pretrain_init(trees.params, trees.buffers, pure, F.key(0))
+    trees = ef.split_search_space(mobilenet_space)
+    pure = ef.adam(1e-2)
+    state = ef.pretrain_init(trees.params, trees.buffers, pure, ef.random.key(0))
     snapshot = [t.clone() for t in (*state.params.values(), *state.buffers.values(), state.key)]
     opt_snapshot = [t.clone() for d in state.opt_state for t in d.values()]
-    new_state, _ = F.pretrain_step(F.make_apply(mobilenet_space), mobilenet_space.layout, pure, _loss, state, [(x, y)])
+    new_state, _ = ef.pretrain_step(ef.make_apply(mobilenet_space), pure, _loss, state, [(x, y)])
     now = [*state.params.values(), *state.buffers.values(), state.key]
     assert all(torch.equal(a, b) for a, b in zip(snapshot, now))
     assert all(torch.equal(a, b) for a, b in zip(opt_snapshot, (t for d in state.opt_state for t in d.values())))
@@ -180,10 +180,10 @@ def test_non_finite_loss_raises_and_updates_nothing(mobilenet_space):
     assert all(torch.equal(before[n], after[n]) for n in before)
     assert all(p.grad is None for p in mobilenet_space.parameters())
 
-    trees = F.split_search_space(mobilenet_space)
-    state = F.pretrain_init(trees.params, trees.buffers, F.sgd(0.1), F.key(0))
+    trees = ef.split_search_space(mobilenet_space)
+    state = ef.pretrain_init(trees.params, trees.buffers, ef.sgd(0.1), ef.random.key(0))
     with pytest.raises(FloatingPointError, match="pretrain step 0"):
-        F.pretrain_step(F.make_apply(mobilenet_space), mobilenet_space.layout, F.sgd(0.1),
+        ef.pretrain_step(ef.make_apply(mobilenet_space), ef.sgd(0.1),
                         lambda out, b: out.sum() * math.inf, state, [(torch.randn(2, 1, 12, 12), None)])
 
 
@@ -301,14 +301,14 @@ def test_tied_weights_stay_tied_in_the_functional_core():
     x, y = torch.randn(8, 4, dtype=torch.float64), torch.randint(0, 2, (8,))
     enot_opt = EnotPretrainOptimizer(space, torch.optim.SGD(space.model_parameters(), lr=0.1),
                                      check_recommended_optimizations=False, seed=1)
-    trees = F.split_search_space(core_space)
+    trees = ef.split_search_space(core_space)
     assert "original_model.2.weight" not in trees.params  # the alias is listed once
-    state = F.pretrain_init(trees.params, trees.buffers, F.sgd(0.1), F.key(1))
-    apply = F.make_apply(core_space)
+    state = ef.pretrain_init(trees.params, trees.buffers, ef.sgd(0.1), ef.random.key(1))
+    apply = ef.make_apply(core_space)
     for _ in range(3):
         enot_opt.zero_grad()
         enot_opt.step(lambda: Fn.cross_entropy(space(x), y).backward())
-        state, _ = F.pretrain_step(apply, core_space.layout, F.sgd(0.1), _loss, state, [(x, y)])
+        state, _ = ef.pretrain_step(apply, ef.sgd(0.1), _loss, state, [(x, y)])
     for name, value in space.named_parameters():
         if name in state.params:
             assert torch.equal(value, state.params[name]), name

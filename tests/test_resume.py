@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from enot import functional as F
+import enot.functional as ef
 from enot.models import SearchSpaceModel, build_mobilenet
 from enot.optimize import EnotPretrainOptimizer
 from enot.utils import load_checkpoint, save_checkpoint
@@ -93,23 +93,23 @@ def test_pretrain_resume_is_bit_identical(tmp_path: Path, sampler: str) -> None:
 def test_functional_pretrain_resume(tmp_path: Path) -> None:
     search_space = _space(0)
     search_space.eval()  # no dropout: the functional step takes no global randomness
-    trees = F.split_search_space(search_space)
-    apply = F.make_apply(search_space)
-    optimizer = F.sgd(0.05, momentum=0.9)
+    trees = ef.split_search_space(search_space)
+    apply = ef.make_apply(search_space)
+    optimizer = ef.sgd(0.05, momentum=0.9)
 
     def loss_fn(output, batch):
         return nn.functional.cross_entropy(output, batch[1])
 
     def run(state, steps):
         for step in steps:
-            state, _ = F.pretrain_step(apply, search_space.layout, optimizer, loss_fn, state, [_batch(step)])
+            state, _ = ef.pretrain_step(apply, optimizer, loss_fn, state, [_batch(step)])
         return state
 
-    init = F.pretrain_init(trees.params, trees.buffers, optimizer, F.key(5))
+    init = ef.pretrain_init(trees.params, trees.buffers, optimizer, ef.random.key(5))
     reference = run(init, range(STEPS))
     save_checkpoint(tmp_path / "f.pt", state=run(init, range(STOP)), extra={"step": STOP})
     restored = load_checkpoint(tmp_path / "f.pt", state=init)
-    assert type(restored.state) is F.PretrainState
+    assert type(restored.state) is ef.PretrainState
     resumed = run(restored.state, range(restored.extra["step"], STEPS))
     assert int(resumed.step) == STEPS
     for a, b in zip(torch.utils._pytree.tree_leaves(resumed), torch.utils._pytree.tree_leaves(reference)):

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as Fn
 
-from enot import functional as F
+import enot.functional as ef
 from enot.latency import SearchSpaceLatencyContainer
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer, build_enot_optimizer
@@ -45,7 +45,7 @@ def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_s
     with torch.no_grad():
         for p in ss.architecture_parameters():
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    trees = F.split_search_space(ss)  # copies: the functional door's inputs
+    trees = ef.split_search_space(ss)  # copies: the functional door's inputs
     batches, bn_data = _mobilenet_data(3), _mobilenet_data(4, seed=1)
     # Facade: the user optimizer holds weights too; they must not move, nor their state.
     weights = list(ss.model_parameters())
@@ -68,12 +68,12 @@ def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_s
         assert torch.equal(w, before) and w.requires_grad
     assert all(user.state[w] == {} for w in weights)
     # Functional: the same seed, the same batches, the same numbers.
-    state = F.search_init(trees.buffers, trees.logits, F.adam(0.1), F.key(7))
+    state = ef.search_init(trees.buffers, trees.logits, ef.adam(0.1), ef.random.key(7))
     cycle = iter(bn_data * 3)
     extra = dict(table=table, max_latency=bound, latency_loss_weight=3.0) if fixed else {}
     for batch, sample in zip(batches, samples):
         bn = [[next(cycle), next(cycle)]] if tune_bn else None
-        state, info = F.search_step(ss, F.adam(0.1), _loss, trees.params, state, [batch], bn_batches=bn,
+        state, info = ef.search_step(ef.make_apply(ss), ef.adam(0.1), _loss, trees.params, state, [batch], bn_tune_data=bn,
                                     estimator=estimator, **extra)
         assert _same_sample(info["samples"][0], sample)
     for ours, theirs in zip(state.logits, ss.architecture_parameters()):
@@ -82,22 +82,22 @@ def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_s
     for name, value in state.buffers.items():
         assert torch.equal(value, facade_buffers[name]), name
     if fixed:
-        assert all(float(F.architecture_latency(s.architecture, table)) <= bound for s in samples)
+        assert all(float(ef.architecture_latency(s.architecture, table)) <= bound for s in samples)
 
 
 def _same_sample(a, b) -> bool:
-    return (a.architecture, a.alternatives, a.weights, a.estimator, a.position) == (
-        b.architecture, b.alternatives, b.weights, b.estimator, b.position
+    return (a.architecture, a.alternatives, a.importance_weights, a.estimator, a.position) == (
+        b.architecture, b.alternatives, b.importance_weights, b.estimator, b.position
     ) and all(torch.equal(x, y) for x, y in zip(a.masks, b.masks))
 
 
 def test_search_step_is_pure(nested_space):
     ss = nested_space.double()
-    trees = F.split_search_space(ss)
-    before = F.split_search_space(ss)
-    state = F.search_init(trees.buffers, trees.logits, F.sgd(0.1), F.key(0))
+    trees = ef.split_search_space(ss)
+    before = ef.split_search_space(ss)
+    state = ef.search_init(trees.buffers, trees.logits, ef.sgd(0.1), ef.random.key(0))
     batch = (torch.randn(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 1]))
-    new_state, _ = F.search_step(ss, F.sgd(0.1), _loss, trees.params, state, [batch], bn_batches=[[batch]])
+    new_state, _ = ef.search_step(ef.make_apply(ss), ef.sgd(0.1), _loss, trees.params, state, [batch], bn_tune_data=[[batch]])
     for a, b in zip(trees.logits, before.logits):
         assert torch.equal(a, b)
     for name in trees.buffers:
@@ -154,7 +154,7 @@ def _fixed_space():
 
 
 def _feasible_architectures(table, bound):
-    return [a for a in itertools.product(range(4), repeat=4) if float(F.architecture_latency(list(a), table)) <= bound]
+    return [a for a in itertools.product(range(4), repeat=4) if float(ef.architecture_latency(list(a), table)) <= bound]
 
 
 def test_fixed_latency_samples_and_selects_within_the_bound():
@@ -173,19 +173,19 @@ def test_fixed_latency_samples_and_selects_within_the_bound():
 
         opt.zero_grad()
         opt.step(closure)
-        assert float(F.architecture_latency(ss.forward_architecture, table)) <= bound
-        assert float(F.architecture_latency(opt.last_sample.alternatives, table)) <= bound
+        assert float(ef.architecture_latency(ss.forward_architecture, table)) <= bound
+        assert float(ef.architecture_latency(opt.last_sample.alternatives, table)) <= bound
     arch = opt.prepare_validation_model()
     assert ss.forward_architecture == arch
     # The selection is the most probable feasible architecture, by brute force over all 256.
     feasible = _feasible_architectures(table, bound)
     logits = tuple(ss.architecture_parameters())
-    best = max(feasible, key=lambda a: F.architecture_log_probability(a, logits))
-    assert F.architecture_log_probability(arch, logits) == pytest.approx(F.architecture_log_probability(best, logits), abs=1e-9)
+    best = max(feasible, key=lambda a: ef.architecture_log_probability(a, logits))
+    assert ef.architecture_log_probability(arch, logits) == pytest.approx(ef.architecture_log_probability(best, logits), abs=1e-9)
     # And it is the best feasible one for the task (largest product of scales: the clean signal is
     # damped least), not merely the cheap, most probable one: it uses the budget.
     assert _signal(arch) == max(_signal(a) for a in feasible) > 0
-    assert float(F.architecture_latency(arch, table)) >= 0.75 * bound
+    assert float(ef.architecture_latency(arch, table)) >= 0.75 * bound
     # Harder logits than the search leaves (a greedy repair of the unconstrained argmax, moving the
     # container that loses least to its fastest candidate, is beaten on 4 of these 6):
     # prepare_validation_model still returns the brute-force optimum.
@@ -196,10 +196,10 @@ def test_fixed_latency_samples_and_selects_within_the_bound():
                 p.copy_(torch.randn(4, generator=g) * 2)
             for p, b in zip(ss.architecture_parameters(), BEST):
                 p[b] += 3.0  # the dear clean candidates favoured: the unconstrained argmax breaks the bound
-        best = max(feasible, key=lambda a: F.architecture_log_probability(a, logits))
+        best = max(feasible, key=lambda a: ef.architecture_log_probability(a, logits))
         chosen = opt.prepare_validation_model()
-        assert F.architecture_log_probability(chosen, logits) == pytest.approx(
-            F.architecture_log_probability(best, logits), abs=1e-9
+        assert ef.architecture_log_probability(chosen, logits) == pytest.approx(
+            ef.architecture_log_probability(best, logits), abs=1e-9
         )
 
 
@@ -220,8 +220,8 @@ def test_a_bound_of_zero_gives_a_penalty_of_the_order_of_its_weight():
     penalty = float(opt.modify_loss(torch.zeros(())).detach())
     assert penalty == pytest.approx(0.5)  # E[latency] = 1 of the largest 2, weight 1
     table = ss.get_latency_container().table()
-    assert float(F.latency_penalty(tuple(ss.architecture_parameters()), table, 4.0, 2.0).detach()) == 0.0
-    assert float(F.latency_penalty(tuple(ss.architecture_parameters()), table, 0.5, 2.0).detach()) == pytest.approx(2.0)
+    assert float(ef.latency_penalty(tuple(ss.architecture_parameters()), table, 4.0, 2.0).detach()) == 0.0
+    assert float(ef.latency_penalty(tuple(ss.architecture_parameters()), table, 0.5, 2.0).detach()) == pytest.approx(2.0)
 
 
 def test_fixed_latency_errors():

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-from enot import functional as F
+import enot.functional as ef
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 from enot.optimize import EnotSearchOptimizer
 from tests._estimator_toys import (
@@ -53,8 +53,8 @@ def test_first_order_is_biased_where_the_issue_says(make):
 def test_two_path_output_value_and_gradient():
     logits = (torch.tensor([0.2, -0.1, 0.4], dtype=torch.float64, requires_grad=True),)
     y_a, y_b = torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([3.0, -1.0], dtype=torch.float64)
-    sample = F.SearchSample([0], [2], [0.5], [torch.ones(3, dtype=torch.bool)], "two_path", 0.25)
-    out = F.two_path_output({"y": y_a, "n": 3}, {"y": y_b, "n": 3}, logits, sample)
+    sample = ef.SearchSample([0], [2], [0.5], [torch.ones(3, dtype=torch.bool)], "two_path", 0.25)
+    out = ef.two_path_output({"y": y_a, "n": 3}, {"y": y_b, "n": 3}, logits, sample)
     assert out["n"] == 3 and torch.equal(out["y"].detach(), y_a + 0.25 * (y_b - y_a))
     (out["y"] ** 2).sum().backward()
     # d/dlogits = <2 y_s, y_b - y_a> * grad (log p(2) - log p(0)) / 2
@@ -92,7 +92,7 @@ def test_unknown_estimator_is_refused():
     with pytest.raises(ValueError, match="unknown estimator 'rloo'"):
         EnotSearchOptimizer(toy.space, torch.optim.SGD(toy.space.architecture_parameters(), lr=0.1), estimator="rloo")
     with pytest.raises(ValueError, match="unknown search estimator"):
-        F.next_search_sample(F.key(0), toy.logits, estimator="rloo")
+        ef.next_search_sample(ef.random.key(0), toy.logits, estimator="rloo")
 
 
 class _Block(nn.Module):

@@ -9,14 +9,15 @@ from collections import Counter
 import pytest
 import torch
 
-from enot import functional as F
+import enot.functional as ef
+from enot.functional._selection import feasible_alternatives
 
 
 def _brute(logits, table, bound):
     best = None
     for a in itertools.product(*(range(l.numel()) for l in logits)):
-        if float(F.architecture_latency(list(a), table)) <= bound:
-            score = F.architecture_log_probability(a, logits)
+        if float(ef.architecture_latency(list(a), table)) <= bound:
+            score = ef.architecture_log_probability(a, logits)
             if best is None or score > best[0] + 1e-12:
                 best = (score, list(a))
     return best
@@ -26,60 +27,60 @@ def _random_case(seed, n_containers=4, n_max=4):
     g = torch.Generator().manual_seed(seed)
     counts = torch.randint(1, n_max + 1, (n_containers,), generator=g).tolist()
     logits = [torch.randn(n, generator=g, dtype=torch.float64) * 2 for n in counts]
-    table = F.latency_table(float(torch.rand((), generator=g)), [torch.rand(n, generator=g) * 5 for n in counts])
-    lo, hi = float(F.min_latency(table)), float(F.max_latency(table))
+    table = ef.latency_table(float(torch.rand((), generator=g)), [torch.rand(n, generator=g) * 5 for n in counts])
+    lo, hi = float(ef.min_latency(table)), float(ef.max_latency(table))
     return logits, table, lo + (hi - lo) * float(torch.rand((), generator=g))
 
 
 @pytest.mark.parametrize("seed", range(20))
 def test_selection_equals_brute_force(seed):
     logits, table, bound = _random_case(seed)
-    arch = F.select_architecture(logits, table, bound)
-    assert float(F.architecture_latency(arch, table)) <= bound
-    assert math.isclose(F.architecture_log_probability(arch, logits), _brute(logits, table, bound)[0], abs_tol=1e-9)
+    arch = ef.select_architecture(logits, table, bound)
+    assert float(ef.architecture_latency(arch, table)) <= bound
+    assert math.isclose(ef.architecture_log_probability(arch, logits), _brute(logits, table, bound)[0], abs_tol=1e-9)
 
 
 def test_selection_fills_the_budget_when_the_dearer_candidates_are_more_probable():
     # Every container prefers its dear candidate (5) to its cheap one (1); the bound 11 fits two
     # dear ones and a cheap one, exactly on the bound (a tie of the float sum): the optimum.
     logits = [torch.tensor([0.0, 1.0], dtype=torch.float64)] * 3
-    table = F.latency_table(0.0, [[1.0, 5.0]] * 3)
-    arch = F.select_architecture(logits, table, 11.0)
-    assert sorted(arch) == [0, 1, 1] and float(F.architecture_latency(arch, table)) == 11.0
+    table = ef.latency_table(0.0, [[1.0, 5.0]] * 3)
+    arch = ef.select_architecture(logits, table, 11.0)
+    assert sorted(arch) == [0, 1, 1] and float(ef.architecture_latency(arch, table)) == 11.0
     # Just below the bound only one dear candidate fits.
-    assert sorted(F.select_architecture(logits, table, 10.999)) == [0, 0, 1]
+    assert sorted(ef.select_architecture(logits, table, 10.999)) == [0, 0, 1]
     # Scores replace the log-probabilities: the cheap candidates win when scored higher.
-    assert F.select_architecture(logits, table, 11.0, scores=[torch.tensor([1.0, 0.0])] * 3) == [0, 0, 0]
+    assert ef.select_architecture(logits, table, 11.0, scores=[torch.tensor([1.0, 0.0])] * 3) == [0, 0, 0]
 
 
 def test_issue_example_on_a_tie_of_float_sums():
     # 0.0 + 0.1 + 0.2 + 0.3 is 0.6000000000000001 > 0.6: the dearest architecture is infeasible, and
     # selection used to raise AssertionError here (the LP-rounding lower bound was -inf, the guess NaN).
-    table = F.latency_table(0.0, [[0.0, 0.1], [0.0, 0.2], [0.0, 0.3]])
+    table = ef.latency_table(0.0, [[0.0, 0.1], [0.0, 0.2], [0.0, 0.3]])
     logits = [torch.tensor([0.0, 1.0]), torch.tensor([0.0, 2.0]), torch.tensor([0.0, 3.0])]
-    assert float(F.architecture_latency([1, 1, 1], table)) > 0.6
-    assert F.select_architecture(logits, table, 0.6) == _brute(logits, table, 0.6)[1] == [0, 1, 1]
+    assert float(ef.architecture_latency([1, 1, 1], table)) > 0.6
+    assert ef.select_architecture(logits, table, 0.6) == _brute(logits, table, 0.6)[1] == [0, 1, 1]
 
 
 def test_infeasible_problems_are_value_errors_that_say_which():
-    table = F.latency_table(0.0, [[1.0, 3.0], [1.0, 3.0]])
+    table = ef.latency_table(0.0, [[1.0, 3.0], [1.0, 3.0]])
     blocked = [torch.tensor([-math.inf, 0.0]), torch.tensor([0.0, 1.0])]  # the cheap candidate of container 0 is -inf
     with pytest.raises(ValueError, match="no architecture within the latency bound 3.0 has a finite log-probability"):
-        F.select_architecture(blocked, table, 3.0)
+        ef.select_architecture(blocked, table, 3.0)
     with pytest.raises(ValueError, match="no architecture within the latency bound 3.0 has a finite probability"):
-        F.sample_feasible_architecture(F.key(0), blocked, table, 3.0)
-    assert F.select_architecture(blocked, table, 4.0) == [1, 0]
+        ef.sample_feasible_architecture(ef.random.key(0), blocked, table, 3.0)
+    assert ef.select_architecture(blocked, table, 4.0) == [1, 0]
     with pytest.raises(ValueError, match=r"below the minimum latency of the search space \(2\.0\)"):
-        F.select_architecture(blocked, table, 1.5)
+        ef.select_architecture(blocked, table, 1.5)
 
 
 def test_bound_below_minimum_states_the_minimum():
-    table = F.latency_table(1.0, [[2.0, 3.0], [4.0, 1.0]])
+    table = ef.latency_table(1.0, [[2.0, 3.0], [4.0, 1.0]])
     with pytest.raises(ValueError, match=r"minimum latency of the search space \(4\.0\)"):
-        F.select_architecture([torch.zeros(2), torch.zeros(2)], table, 3.5)
+        ef.select_architecture([torch.zeros(2), torch.zeros(2)], table, 3.5)
     with pytest.raises(ValueError, match="4.0"):
-        F.sample_feasible_architecture(F.key(0), [torch.zeros(2), torch.zeros(2)], table, 3.99)
-    assert F.select_architecture([torch.zeros(2), torch.zeros(2)], table, 4.0) == [0, 1]
+        ef.sample_feasible_architecture(ef.random.key(0), [torch.zeros(2), torch.zeros(2)], table, 3.99)
+    assert ef.select_architecture([torch.zeros(2), torch.zeros(2)], table, 4.0) == [0, 1]
 
 
 def _integer_knapsack(values, costs, budget):
@@ -105,25 +106,25 @@ def test_selection_20x10_is_exact_against_an_integer_knapsack(seed):
     g = torch.Generator().manual_seed(seed)
     logits = [torch.randn(10, generator=g, dtype=torch.float64) * 2 for _ in range(20)]
     costs = [torch.randint(0, 12, (10,), generator=g).tolist() for _ in range(20)]
-    table = F.latency_table(0.0, costs)
-    budget = int(F.min_latency(table)) + 40 + 10 * seed
-    arch = F.select_architecture(logits, table, float(budget))
-    assert float(F.architecture_latency(arch, table)) <= budget
+    table = ef.latency_table(0.0, costs)
+    budget = int(ef.min_latency(table)) + 40 + 10 * seed
+    arch = ef.select_architecture(logits, table, float(budget))
+    assert float(ef.architecture_latency(arch, table)) <= budget
     values = [torch.log_softmax(l, 0).tolist() for l in logits]
-    assert F.architecture_log_probability(arch, logits) == pytest.approx(_integer_knapsack(values, costs, budget), abs=1e-9)
+    assert ef.architecture_log_probability(arch, logits) == pytest.approx(_integer_knapsack(values, costs, budget), abs=1e-9)
 
 
 def test_sampling_follows_the_restricted_distribution():
     logits = [torch.tensor([0.0, 1.0, -1.0]), torch.tensor([0.5, 0.0])]
-    table = F.latency_table(0.0, [[1.0, 3.0, 2.0], [1.0, 2.5]])
+    table = ef.latency_table(0.0, [[1.0, 3.0, 2.0], [1.0, 2.5]])
     bound = 4.0
     archs = list(itertools.product(range(3), range(2)))
-    feasible = [a for a in archs if float(F.architecture_latency(list(a), table)) <= bound]
-    weights = torch.tensor([math.exp(F.architecture_log_probability(a, logits)) for a in feasible])
+    feasible = [a for a in archs if float(ef.architecture_latency(list(a), table)) <= bound]
+    weights = torch.tensor([math.exp(ef.architecture_log_probability(a, logits)) for a in feasible])
     expected = weights / weights.sum()
     n = 4000
-    keys = F.split(F.key(3), n)
-    counts = Counter(tuple(F.sample_feasible_architecture(k, logits, table, bound)) for k in keys)
+    keys = ef.random.split(ef.random.key(3), n)
+    counts = Counter(tuple(ef.sample_feasible_architecture(k, logits, table, bound)) for k in keys)
     assert set(counts) <= set(feasible)
     observed = torch.tensor([counts[a] / n for a in feasible])
     # Each frequency within 4.5 standard errors of its probability.
@@ -133,12 +134,12 @@ def test_sampling_follows_the_restricted_distribution():
 
 def test_sampling_is_deterministic_in_the_key():
     logits, table, bound = _random_case(5, 6, 5)
-    a = F.sample_feasible_architecture(F.key(1), logits, table, bound)
-    assert a == F.sample_feasible_architecture(F.key(1), logits, table, bound)
+    a = ef.sample_feasible_architecture(ef.random.key(1), logits, table, bound)
+    assert a == ef.sample_feasible_architecture(ef.random.key(1), logits, table, bound)
 
 
 def test_feasible_alternatives():
-    table = F.latency_table(0.5, [[1.0, 3.0], [1.0, 2.0, 0.5]])
-    masks = F.feasible_alternatives([0, 0], table, 3.0)
+    table = ef.latency_table(0.5, [[1.0, 3.0], [1.0, 2.0, 0.5]])
+    masks = feasible_alternatives([0, 0], table, 3.0)
     assert masks[0].tolist() == [True, False] and masks[1].tolist() == [True, False, True]
-    assert all(m.all() for m in F.feasible_alternatives([1, 1], table, None))
+    assert all(m.all() for m in feasible_alternatives([1, 1], table, None))

@@ -90,7 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch size of every phase (default: %(default)s)")
     parser.add_argument("--samples", type=_int_at_least(1), default=defaults.samples, metavar="N",
                         help="random architectures evaluated for the latency/accuracy plot (default: %(default)s)")
-    parser.add_argument("--bn-batches", type=_int_at_least(1), default=defaults.bn_batches, metavar="N",
+    parser.add_argument("--bn-tune-batches", "--bn-batches", type=_int_at_least(1), default=defaults.bn_tune_batches,
+                        metavar="N", dest="bn_tune_batches",
                         help="batches that recalibrate batch norm before each search step; four times as "
                              "many before each evaluation of a path (default: %(default)s)")
     parser.add_argument("--threads", type=_int_at_least(1), default=1, metavar="N",
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     settings = Settings(
         seed=args.seed, max_latency=args.max_latency, latency_fraction=args.latency_fraction,
         batch_size=args.batch_size, pretrain_epochs=args.pretrain_epochs, search_epochs=args.search_epochs,
-        tune_epochs=args.tune_epochs, samples=args.samples, bn_batches=args.bn_batches,
+        tune_epochs=args.tune_epochs, samples=args.samples, bn_tune_batches=args.bn_tune_batches,
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)

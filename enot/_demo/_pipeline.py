@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from enot import functional as F
+import enot.functional as ef
 from enot import latency
 from enot._demo._data import Splits, loader
 from enot.models import SearchSpaceModel
@@ -32,7 +32,7 @@ class Settings:
     search_epochs: int = 20
     tune_epochs: int = 10
     samples: int = 24
-    bn_batches: int = 4
+    bn_tune_batches: int = 4
 
 
 @dataclass
@@ -120,8 +120,8 @@ def search(
     searching = loader(splits.search, settings.batch_size, shuffle=True, seed=settings.seed + 2)
     optimizer = torch.optim.Adam(search_space.architecture_parameters(), lr=0.1)
     enot_optimizer = EnotFixedLatencySearchOptimizer(
-        search_space, optimizer, bound, bn_tune_dataloader=bn_loader, bn_tune_batches=settings.bn_batches,
-        bn_validation_tune_batches=4 * settings.bn_batches, seed=settings.seed,
+        search_space, optimizer, bound, bn_tune_dataloader=bn_loader, bn_tune_batches=settings.bn_tune_batches,
+        bn_validation_tune_batches=4 * settings.bn_tune_batches, seed=settings.seed,
     )
     history = [[p.tolist() for p in search_space.architecture_probabilities]]
     bar = progress(total=settings.search_epochs * len(searching), desc="search")
@@ -146,12 +146,12 @@ def random_architecture_within(search_space: SearchSpaceModel, bound: float, see
     """The baseline: an architecture drawn uniformly from those within ``bound``."""
     table = search_space.get_latency_container().table(dtype=torch.float64)
     uniform = [torch.zeros(n, dtype=torch.float64) for n in search_space.layout.n_choices]
-    return F.sample_feasible_architecture(F.fold_in(F.key(seed), 1), uniform, table, bound)
+    return ef.sample_feasible_architecture(ef.random.fold_in(ef.random.key(seed), 1), uniform, table, bound)
 
 
 def architecture_latency(search_space: SearchSpaceModel, architecture: list[int]) -> float:
     table = search_space.get_latency_container().table(dtype=torch.float64)
-    return float(F.architecture_latency(architecture, table))
+    return float(ef.architecture_latency(architecture, table))
 
 
 def supernet_accuracy(
@@ -178,10 +178,10 @@ def sample_architectures(
 ) -> list[dict[str, Any]]:
     """``settings.samples`` architectures drawn uniformly from the whole space, with latency and accuracy."""
     search_space = enot_optimizer.search_space
-    key = F.fold_in(F.key(settings.seed), 2)
+    key = ef.random.fold_in(ef.random.key(settings.seed), 2)
     sampled = []
     for i in progress(range(settings.samples), desc="sample"):
-        architecture = F.uniform_architecture(F.fold_in(key, i), search_space.layout.n_choices)
+        architecture = ef.uniform_architecture(ef.random.fold_in(key, i), search_space.layout.n_choices)
         sampled.append({
             "architecture": architecture,
             "latency": architecture_latency(search_space, architecture),

@@ -94,6 +94,20 @@ def save_onnx(network: torch.nn.Module, output_dir: Path) -> Path | None:
     return path
 
 
+def _path_entry(
+    architecture: list[int], latency: float, bound: float, supernet_accuracy: float, accuracy: float
+) -> dict[str, Any]:
+    """The report's entry for one architecture (the searched one or the baseline)."""
+    return {
+        "architecture": architecture,
+        "operations": [OPS[k] for k in architecture],
+        "latency": latency,
+        "within_bound": latency <= bound,
+        "supernet_search_accuracy": supernet_accuracy,
+        "test_accuracy": accuracy,
+    }
+
+
 def report(outcome: Outcome, settings: Settings, files: dict[str, str], seconds: float) -> dict[str, Any]:
     """The JSON report."""
     return {
@@ -104,22 +118,13 @@ def report(outcome: Outcome, settings: Settings, files: dict[str, str], seconds:
         "max_latency": outcome.max_latency,
         "max_latency_value": outcome.bound,
         "candidates": list(OPS),
-        "searched": {
-            "architecture": outcome.architecture,
-            "operations": [OPS[k] for k in outcome.architecture],
-            "latency": outcome.latency,
-            "within_bound": outcome.latency <= outcome.bound,
-            "supernet_search_accuracy": outcome.supernet_accuracy,
-            "test_accuracy": outcome.accuracy,
-        },
-        "baseline": {
-            "architecture": outcome.baseline_architecture,
-            "operations": [OPS[k] for k in outcome.baseline_architecture],
-            "latency": outcome.baseline_latency,
-            "within_bound": outcome.baseline_latency <= outcome.bound,
-            "supernet_search_accuracy": outcome.baseline_supernet_accuracy,
-            "test_accuracy": outcome.baseline_accuracy,
-        },
+        "searched": _path_entry(
+            outcome.architecture, outcome.latency, outcome.bound, outcome.supernet_accuracy, outcome.accuracy
+        ),
+        "baseline": _path_entry(
+            outcome.baseline_architecture, outcome.baseline_latency, outcome.bound,
+            outcome.baseline_supernet_accuracy, outcome.baseline_accuracy,
+        ),
         "final_probabilities": outcome.probabilities[-1],
         "sampled_architectures": outcome.sampled,
         "seconds": {**outcome.seconds, "total": round(seconds, 3)},

@@ -35,6 +35,13 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
 
     Subclasses implement :meth:`_run_closure` (what one ``model_step`` does around the user's closure).
 
+    Hooks registered on the ENOT optimizer itself fire as on any ``torch.optim.Optimizer`` and
+    receive it (not the wrapped one) as their first argument: ``register_step_pre_hook`` and
+    ``register_step_post_hook`` around :meth:`step` (global ``torch.optim`` step hooks too),
+    ``register_state_dict_pre_hook``/``_post_hook`` in :meth:`state_dict`,
+    ``register_load_state_dict_pre_hook``/``_post_hook`` in :meth:`load_state_dict`.  Hooks
+    registered on the wrapped optimizer fire in its own ``step``, which :meth:`step` calls.
+
     Raises:
         TypeError: If ``model`` is not an ``nn.Module`` or ``optimizer`` not a ``torch.optim.Optimizer``.
     """
@@ -54,6 +61,7 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         self._reducer: GradientReducer | None = None  # set by _use_reducer in distributed runs
         self._reducer_synced = False  # weights broadcast from rank 0 before the first step
         self._round_architectures: list[Any] = []  # sampled since the last step, checked across ranks
+        # Read by torch.optim.Optimizer's register_* methods and run by step/state_dict/load_state_dict.
         self._optimizer_step_pre_hooks: dict = OrderedDict()
         self._optimizer_step_post_hooks: dict = OrderedDict()
         self._optimizer_state_dict_pre_hooks: dict = OrderedDict()
@@ -110,16 +118,29 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         extra key ``"enot"``, so a run resumed from this dict continues exactly; a plain
         ``torch.optim.Optimizer`` ignores that key when loading the dict.
         """
-        return {**self._optimizer.state_dict(), "enot": self._enot_state()}
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
+        state_dict = {**self._optimizer.state_dict(), "enot": self._enot_state()}
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            changed = post_hook(self, state_dict)
+            if changed is not None:
+                state_dict = changed
+        return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Calls ``load_state_dict`` of the wrapped optimizer (the ``"enot"`` entry, if any, is
         stripped first and restores ENOT's own state; dicts saved without it load as before)."""
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            changed = pre_hook(self, state_dict)
+            if changed is not None:
+                state_dict = changed
         state_dict = dict(state_dict)
         enot_state = state_dict.pop("enot", None)
         self._optimizer.load_state_dict(state_dict)
         if enot_state is not None:
             self._load_enot_state(enot_state)
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
 
     def _enot_state(self) -> dict[str, Any]:
         """ENOT's own state that a resumed run needs (subclasses extend it: sampler key...)."""
@@ -128,6 +149,15 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
     def _load_enot_state(self, state: dict[str, Any]) -> None:
         """Restores what :meth:`_enot_state` returned."""
         self._step_count = int(state.get("step_count", 0))
+
+    def _raise_if_not_finite(self, result: Any, what: str, kept: str) -> None:
+        """Raises ``FloatingPointError`` if the closure's ``result`` is a non-finite loss, after
+        dropping the accumulated gradients (``kept``: what the message says was not updated)."""
+        try:
+            finite_or_raise(result, what)
+        except FloatingPointError as error:
+            self.zero_grad()
+            raise FloatingPointError(f"{error}; the accumulated gradients were dropped, {kept} not updated") from None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Calls ``zero_grad`` of the wrapped optimizer; pending accumulated gradients are dropped."""
@@ -218,10 +248,12 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         self._pending = True
         return result
 
+    @torch.optim.Optimizer.profile_hook_step  # runs the step pre/post hooks, as torch.optim does
     def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
         """Performs a single optimization step (parameter update by the wrapped optimizer).
 
-        ``step(closure)`` equals ``model_step(closure)`` followed by ``step()``.
+        ``step(closure)`` equals ``model_step(closure)`` followed by ``step()``.  Step pre-hooks run
+        before (and before the closure), post-hooks after the update.
 
         Raises:
             RuntimeError: If a closure is given while gradients from ``model_step`` are pending.

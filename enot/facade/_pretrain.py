@@ -6,17 +6,15 @@ from typing import Any
 
 import torch
 
-from enot import functional as F
-from enot.distributed._ddp import check_not_ddp
-from enot.facade._base import BaseEnotOptimizer, Closure, check_options, finite_or_raise
+import enot.functional as ef
+from enot.facade._base import Closure
+from enot.facade._phase import SearchSpaceOptimizer
 from enot.models import SearchSpaceModel
 
 __all__ = ["EnotPretrainOptimizer"]
 
-_OPTIONS = ("reducer", "sampler", "seed")
 
-
-class EnotPretrainOptimizer(BaseEnotOptimizer):
+class EnotPretrainOptimizer(SearchSpaceOptimizer):
     """ENOT optimizer for the pretrain phase.
 
     Every :meth:`model_step` samples new architectures from the optimizer's random key
@@ -45,7 +43,7 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
         ValueError: On an unknown option or a bad option value.
     """
 
-    _refuses_ddp = True
+    _options = ("reducer", "sampler", "seed")
 
     def __init__(
         self,
@@ -54,38 +52,17 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
         check_recommended_optimizations: bool = True,
         **options: Any,
     ) -> None:
-        check_not_ddp(type(self).__name__, search_space)
-        if not isinstance(search_space, SearchSpaceModel):
-            raise TypeError(
-                f"EnotPretrainOptimizer expects a SearchSpaceModel, got {type(search_space).__name__}; "
-                "wrap your model with enot.models.SearchSpaceModel"
-            )
-        check_options(type(self).__name__, options, _OPTIONS)
-        super().__init__(search_space, optimizer)
+        super().__init__(search_space, optimizer, options)
         sampler = options.get("sampler", "uniform")
-        if sampler not in F.SAMPLERS:
-            raise ValueError(f"EnotPretrainOptimizer sampler must be one of {F.SAMPLERS}, got {sampler!r}")
+        allowed = ef.available_samplers(given=())  # the registered samplers that need no logits
+        if sampler not in allowed:
+            raise ValueError(f"EnotPretrainOptimizer sampler must be one of {allowed}, got {sampler!r}")
         self._sampler = sampler
-        self._key = F.key(options.get("seed", 0))
         self.check_recommended_optimizations = bool(check_recommended_optimizations)
         self.last_architectures: list[list[int]] = []
-        self._use_reducer(options.get("reducer", "auto"))
-
-    @property
-    def search_space(self) -> SearchSpaceModel:
-        """Search space model passed to the constructor."""
-        return self._model  # type: ignore[return-value]
-
-    def _enot_state(self) -> dict[str, Any]:
-        return {**super()._enot_state(), "key": self._key.clone()}
-
-    def _load_enot_state(self, state: dict[str, Any]) -> None:
-        super()._load_enot_state(state)
-        if "key" in state:
-            self._key = torch.as_tensor(state["key"], dtype=torch.int64).detach().clone()
 
     def _reduce_buffers(self, architectures: list[Any]) -> None:
-        names = {n for archs in architectures for a in archs for n in F.path_names(self.search_space.layout, a)}
+        names = {n for archs in architectures for a in archs for n in ef.path_names(self.search_space.layout, a)}
         assert self._reducer is not None
         self._reducer.reduce_buffers_(b for n, b in self.search_space.named_buffers() if n in names)
 
@@ -95,17 +72,13 @@ class EnotPretrainOptimizer(BaseEnotOptimizer):
                 "EnotPretrainOptimizer: call search_space.initialize_output_distribution_optimization(sample_inputs) "
                 "once before pretraining (or pass check_recommended_optimizations=False)"
             )
-        self._key, architectures = F.next_architectures(self._key, self.search_space.layout.n_choices, self._sampler)
+        self._key, architectures = ef.next_architectures(self._key, self.search_space.layout.n_choices, self._sampler)
         self._note_architectures(architectures)
         results = []
         for architecture in architectures:
             self.search_space.sample(architecture)
             result = closure()
-            try:
-                finite_or_raise(result, f"pretrain step {self._step_count}, architecture {architecture}")
-            except FloatingPointError as error:
-                self.zero_grad()
-                raise FloatingPointError(f"{error}; the accumulated gradients were dropped, weights not updated") from None
+            self._raise_if_not_finite(result, f"pretrain step {self._step_count}, architecture {architecture}", "weights")
             results.append(result)
         self.last_architectures = architectures
         if len(results) == 1:

@@ -3,40 +3,34 @@
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 
-from enot import functional as F
-from enot.distributed._ddp import check_not_ddp
+import enot.functional as ef
 from enot.distributed._reduce import fingerprint
-from enot.facade._base import BaseEnotOptimizer, Closure, check_options, finite_or_raise
+from enot.facade._base import Closure
+from enot.facade._phase import SearchSpaceOptimizer
+from enot.functional._bn import frozen_batch_norm
+from enot.functional._search import installed_hooks, paired_hooks
+from enot.functional._validate import check_callable, check_int, check_number
 from enot.models import SearchSpaceModel
-from enot.utils.dataloader2model import default_sample_to_model_inputs
 
 __all__ = ["EnotFixedLatencySearchOptimizer", "EnotSearchOptimizer"]
 
-_OPTIONS = ("estimator", "reducer", "seed")
-_FIXED_OPTIONS = ("estimator", "latency_loss_weight", "reducer", "seed")
 
-
-def _check_count(cls_name: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{cls_name}: {name} must be a non-negative int, got {value!r}")
-    return value
-
-
-class EnotSearchOptimizer(BaseEnotOptimizer):
+class EnotSearchOptimizer(SearchSpaceOptimizer):
     """ENOT optimizer for the search phase, with batch-norm tuning.
 
-    Every :meth:`model_step` samples a path and one alternative candidate per container from the
-    architecture distribution (``enot.functional.next_search_sample``), selects the path, installs
-    the paired-candidate hooks on the containers (``enot.functional.paired_hooks``) and runs the
-    closure: its ``loss.backward()`` leaves a gradient estimate of the expected loss on the
-    architecture logits (see ``docs/design.md``, "Search (phase 2)").  The closure may return
-    ``None``.  The weights are frozen while the closure runs (``requires_grad`` off, restored after)
+    Every :meth:`model_step` draws two architectures ``a`` and ``b`` and a point ``s`` in [0, 1]
+    (``enot.functional.next_search_sample``), selects ``a`` and runs the closure once; while it runs,
+    the search space's output is ``y_a + s (y_b - y_a)`` with a term that makes its
+    ``loss.backward()`` leave on the architecture logits an estimate whose expectation is exactly
+    the gradient of the expected loss (``enot.functional.two_path_output``; ``docs/design.md``,
+    "Search (phase 2)").  The closure may return ``None``; the loss it computes is that of the mixed
+    output.  With ``estimator="first_order"`` the earlier, biased paired-candidate estimator runs
+    instead (``enot.functional.paired_hooks``).  The weights are frozen while the closure runs (``requires_grad`` off, restored after)
     and their ``.grad`` is cleared before :meth:`step`, so neither they nor their optimizer state
     change; the wrapped optimizer should hold ``search_space.architecture_parameters()``.
 
@@ -49,7 +43,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         bn_validation_tune_batches: Batches to tune batch norm before each validation (default 50).
         sample_to_model_inputs: Maps dataloader items to ``(args, kwargs)`` of the model.
         **options: ``seed``: integer seed of the architecture sampler (default 0; the same on every
-            rank); ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
+            rank); ``estimator``: ``"two_path"`` (default) or ``"first_order"``; ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
             across processes the logits' gradients and the tuned batch-norm statistics are averaged
             over ranks, so every rank keeps the same probabilities (``docs/distributed.md``; call
             :meth:`prepare_validation_model` on every rank).
@@ -57,11 +51,10 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``) or ``optimizer`` not a ``torch.optim.Optimizer``.
-        ValueError: On an unknown option or a negative batch count.
+        ValueError: On an unknown option or estimator, or a negative batch count.
     """
 
-    _options: tuple[str, ...] = _OPTIONS
-    _refuses_ddp = True
+    _options: tuple[str, ...] = ("estimator", "reducer", "seed")
 
     def __init__(
         self,
@@ -70,40 +63,24 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         bn_tune_dataloader: Iterable[Any] | None = None,
         bn_tune_batches: int = 10,
         bn_validation_tune_batches: int = 50,
-        sample_to_model_inputs: Callable[[Any], tuple[tuple, dict]] = default_sample_to_model_inputs,
+        sample_to_model_inputs: ef.InputsFn = ef.default_sample_to_model_inputs,
         **options: Any,
     ) -> None:
-        name = type(self).__name__
-        check_not_ddp(name, search_space)
-        if not isinstance(search_space, SearchSpaceModel):
-            raise TypeError(
-                f"{name} expects a SearchSpaceModel, got {type(search_space).__name__}; "
-                "wrap your model with enot.models.SearchSpaceModel"
-            )
-        check_options(name, options, self._options)
-        super().__init__(search_space, optimizer)
+        super().__init__(search_space, optimizer, options)
+        where = f"{type(self).__name__}: "
         self._bn_tune_dataloader = bn_tune_dataloader
-        self._bn_tune_batches = _check_count(name, "bn_tune_batches", bn_tune_batches)
-        self._bn_validation_tune_batches = _check_count(name, "bn_validation_tune_batches", bn_validation_tune_batches)
-        if not callable(sample_to_model_inputs):
-            raise TypeError(f"{name}: sample_to_model_inputs must be callable, got {sample_to_model_inputs!r}")
-        self._sample_to_model_inputs = sample_to_model_inputs
-        self._key = F.key(options.get("seed", 0))
+        self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
+        self._bn_validation_tune_batches = check_int(bn_validation_tune_batches, "bn_validation_tune_batches", where=where)
+        self._sample_to_model_inputs = check_callable(sample_to_model_inputs, "sample_to_model_inputs", where=where)
         self._estimator = options.get("estimator", "two_path")
-        if self._estimator not in F.ESTIMATORS:
-            raise ValueError(f"{name}: unknown estimator {self._estimator!r}; use one of {list(F.ESTIMATORS)}")
-        self._path_apply: Any = None  # F.make_apply(search_space), made on first use
+        if self._estimator not in ef.ESTIMATORS:
+            raise ValueError(f"{where}unknown estimator {self._estimator!r}; use one of {list(ef.ESTIMATORS)}")
+        self._path_apply: ef.Apply | None = None  # ef.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
-        self.last_sample: F.SearchSample | None = None
-        self._use_reducer(options.get("reducer", "auto"))
+        self.last_sample: ef.SearchSample | None = None
 
     # ------------------------------------------------------------------------------ properties
-    @property
-    def search_space(self) -> SearchSpaceModel:
-        """Search space model passed to the constructor."""
-        return self._model  # type: ignore[return-value]
-
     @property
     def bn_tune_batches(self) -> int:
         """The number of batch-norm tune batches for each search step."""
@@ -116,12 +93,10 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
 
     # ------------------------------------------------------------------------ ENOT's own state
     def _enot_state(self) -> dict[str, Any]:
-        return {**super()._enot_state(), "key": self._key.clone(), "bn_position": self._bn_position}
+        return {**super()._enot_state(), "bn_position": self._bn_position}
 
     def _load_enot_state(self, state: dict[str, Any]) -> None:
         super()._load_enot_state(state)
-        if "key" in state:
-            self._key = torch.as_tensor(state["key"], dtype=torch.int64).detach().clone()
         # Continue the batch-norm loader where the saved run was: a fresh pass, advanced by the items
         # the saved run had taken from its pass (exact for loaders that give the same order each pass).
         position = int(state.get("bn_position", 0))
@@ -155,8 +130,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
 
     def _tune_bn(self, architecture: list[int], batches: list[Any]) -> None:
         """Recomputes the path's batch-norm statistics in place through ``enot.functional.bn_tune``."""
-        ss = self.search_space
-        buffers = dict(ss.named_buffers())
+        buffers = dict(self.search_space.named_buffers())
         new = self._tuned(architecture, batches)
         tuned = sorted(name for name, value in new.items() if value is not buffers[name])
         with torch.no_grad():
@@ -169,7 +143,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         ss = self.search_space
         params = {n: p.detach() for n, p in ss.named_parameters()}
         buffers = dict(ss.named_buffers())
-        new = F.bn_tune(
+        new = ef.bn_tune(
             ss, params, buffers, batches, architecture=architecture, sample_to_model_inputs=self._sample_to_model_inputs,
         )
         if self._reducer is not None:  # every rank tuned on its own batches: average the statistics
@@ -179,7 +153,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         return new
 
     # ------------------------------------------------------------------------------ sampling
-    def _latency_bound(self) -> tuple[F.LatencyTable | None, float | None]:
+    def _latency_bound(self) -> tuple[ef.LatencyTable | None, float | None]:
         return None, None
 
     @contextlib.contextmanager
@@ -197,41 +171,37 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
         ss = self.search_space
         table, bound = self._latency_bound()
         logits = tuple(ss.architecture_parameters())
-        self._key, sample = F.next_search_sample(self._key, logits, table, bound, estimator=self._estimator)
+        self._key, sample = ef.next_search_sample(self._key, logits, table, bound, estimator=self._estimator)
         self._note_architectures((sample.architecture, sample.alternatives))
         ss.sample(sample.architecture)
         tuning = self._tuning(self._bn_tune_batches)
         other_buffers = None
-        if tuning:  # both sides of the comparison tuned on the same batches (the other side first, as F.search_step)
+        if tuning:  # both sides of the comparison tuned on the same batches (the other side first, as ef.search_step)
             batches = self._next_bn_batches(self._bn_tune_batches)
             if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
                 other_buffers = self._tuned(list(sample.alternatives), batches)
             self._tune_bn(sample.architecture, batches)
-        frozen_bn = F.frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
+        frozen_bn = frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
         with self._frozen_weights(), frozen_bn, self._estimator_installed(logits, sample, other_buffers):
             result = closure()
-        try:
-            finite_or_raise(result, f"search step {self._step_count}, architecture {sample.architecture}")
-        except FloatingPointError as error:
-            self.zero_grad()
-            raise FloatingPointError(f"{error}; the accumulated gradients were dropped, logits not updated") from None
+        self._raise_if_not_finite(result, f"search step {self._step_count}, architecture {sample.architecture}", "logits")
         self.last_sample = sample
         return result
 
     @contextlib.contextmanager
     def _estimator_installed(
-        self, logits: tuple[torch.Tensor, ...], sample: F.SearchSample, other_buffers: dict[str, torch.Tensor] | None
+        self, logits: tuple[torch.Tensor, ...], sample: ef.SearchSample, other_buffers: dict[str, torch.Tensor] | None
     ) -> Iterator[None]:
         """While the closure runs: ``"two_path"``, a forward hook on the search space that also runs
-        path ``b`` and returns ``F.two_path_output``; ``"first_order"``, the paired container hooks
+        path ``b`` and returns ``ef.two_path_output``; ``"first_order"``, the paired container hooks
         (with the alternatives' candidates on their tuned statistics)."""
         ss = self.search_space
         if sample.estimator == "first_order":
-            with F.installed_hooks(ss, F.paired_hooks(logits, sample)), self._alternatives_buffers(sample, other_buffers):
+            with installed_hooks(ss, paired_hooks(logits, sample)), self._alternatives_buffers(sample, other_buffers):
                 yield
             return
         if self._path_apply is None:
-            self._path_apply = F.make_apply(ss, compile=getattr(ss, "_compiled_model", None) is not None)
+            self._path_apply = ef.make_apply(ss, compile=getattr(ss, "_compiled_model", None) is not None)
         running = [False]
 
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
@@ -248,7 +218,7 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
                         other, _ = self._path_apply(params, buffers, sample.alternatives, *args, **kwargs)
             finally:
                 running[0] = False
-            return F.two_path_output(output, other, logits, sample)
+            return ef.two_path_output(output, other, logits, sample)
 
         handle = ss.register_forward_hook(hook, with_kwargs=True)
         try:
@@ -257,16 +227,16 @@ class EnotSearchOptimizer(BaseEnotOptimizer):
             handle.remove()
 
     @contextlib.contextmanager
-    def _alternatives_buffers(self, sample: F.SearchSample, other_buffers: dict[str, torch.Tensor] | None) -> Iterator[None]:
+    def _alternatives_buffers(self, sample: ef.SearchSample, other_buffers: dict[str, torch.Tensor] | None) -> Iterator[None]:
         """First order with tuning: the alternatives' batch norms hold statistics tuned on the same
-        batches while the closure runs (as ``F.search_step``), their own values restored after."""
+        batches while the closure runs (as ``ef.search_step``), their own values restored after."""
         if other_buffers is None:
             yield
             return
         ss = self.search_space
         own = dict(ss.named_buffers())
-        path = set(F.batch_norm_buffer_names(ss, sample.architecture))
-        swapped = [n for n in F.batch_norm_buffer_names(ss, list(sample.alternatives)) if n not in path and n in own]
+        path = set(ef.batch_norm_buffer_names(ss, sample.architecture))
+        swapped = [n for n in ef.batch_norm_buffer_names(ss, list(sample.alternatives)) if n not in path and n in own]
         saved = {n: own[n].clone() for n in swapped}
         try:
             with torch.no_grad():
@@ -341,7 +311,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         ValueError: If ``max_latency_value`` is below the search space's minimum latency (stating it).
     """
 
-    _options = _FIXED_OPTIONS
+    _options = ("estimator", "latency_loss_weight", "reducer", "seed")
 
     def __init__(
         self,
@@ -351,7 +321,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         bn_tune_dataloader: Iterable[Any] | None = None,
         bn_tune_batches: int = 10,
         bn_validation_tune_batches: int = 50,
-        sample_to_model_inputs: Callable[[Any], tuple[tuple, dict]] = default_sample_to_model_inputs,
+        sample_to_model_inputs: ef.InputsFn = ef.default_sample_to_model_inputs,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -364,31 +334,26 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
                 f"{name}: the search space has no latency; call enot.latency.initialize_latency(latency_type, "
                 "search_space, inputs) (or search_space.apply_latency_container(container)) first"
             )
-        if isinstance(max_latency_value, bool) or not isinstance(max_latency_value, (int, float)) or not math.isfinite(
-            float(max_latency_value)
-        ):
-            raise ValueError(f"{name}: max_latency_value must be a finite number, got {max_latency_value!r}")
-        self._max_latency_value = float(max_latency_value)
-        minimum = float(F.min_latency(self._table()))
+        self._max_latency_value = check_number(max_latency_value, "max_latency_value", minimum=None, where=f"{name}: ")
+        minimum = float(ef.min_latency(self._table()))
         if minimum > self._max_latency_value:
             raise ValueError(
                 f"{name}: max_latency_value={self._max_latency_value!r} is below the minimum latency of the "
                 f"search space ({minimum!r}); no architecture meets it"
             )
-        weight = options.get("latency_loss_weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-            raise ValueError(f"{name}: latency_loss_weight must be a non-negative number, got {weight!r}")
-        self._latency_loss_weight = float(weight)
+        self._latency_loss_weight = check_number(
+            options.get("latency_loss_weight", 1.0), "latency_loss_weight", finite=False, where=f"{name}: "
+        )
 
     @property
     def max_latency_value(self) -> float:
         """Maximal latency value (upper bound) for the search process."""
         return self._max_latency_value
 
-    def _table(self) -> F.LatencyTable:
+    def _table(self) -> ef.LatencyTable:
         return self.search_space.get_latency_container().table(dtype=torch.float64)
 
-    def _latency_bound(self) -> tuple[F.LatencyTable | None, float | None]:
+    def _latency_bound(self) -> tuple[ef.LatencyTable | None, float | None]:
         return self._table(), self._max_latency_value
 
     def modify_loss(self, loss: torch.Tensor) -> torch.Tensor:
@@ -398,18 +363,19 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         ``latency_loss_weight * relu(E[latency] / max_latency_value - 1)`` with ``E[latency]`` the
         expected latency (differentiable in the logits; a bound of 0 is measured against the largest
         latency instead), zero while the expected latency is within the bound, so it only pulls back
-        a distribution that drifted above it (``F.search_step(..., latency_loss_weight=...)`` adds the same).  Sampling is restricted to the bound anyway; this keeps the unrestricted
+        a distribution that drifted above it (``ef.search_step(..., latency_loss_weight=...)`` adds
+        the same).  Sampling is restricted to the bound anyway; this keeps the unrestricted
         distribution, and hence the restricted one's acceptance, close to the feasible set.
         """
         logits = tuple(self.search_space.architecture_parameters())
-        penalty = F.latency_penalty(logits, self._table(), self._max_latency_value, self._latency_loss_weight)
+        penalty = ef.latency_penalty(logits, self._table(), self._max_latency_value, self._latency_loss_weight)
         return loss + penalty.to(loss.dtype if isinstance(loss, torch.Tensor) else penalty.dtype)
 
     def _best_architecture(self) -> list[int]:
-        return F.select_architecture(tuple(self.search_space.architecture_parameters()), self._table(), self._max_latency_value)
+        return ef.select_architecture(tuple(self.search_space.architecture_parameters()), self._table(), self._max_latency_value)
 
     def _check_validation_architecture(self, architecture: list[int]) -> None:
-        latency = float(F.architecture_latency(architecture, self._table()))
+        latency = float(ef.architecture_latency(architecture, self._table()))
         if latency > self._max_latency_value:
             raise ValueError(
                 f"{type(self).__name__}.prepare_validation_model: architecture {architecture} has latency "

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from enot.facade._base import BaseEnotOptimizer, Closure, check_options, finite_or_raise
+from enot.facade._base import BaseEnotOptimizer, Closure, check_options
 
 __all__ = ["EnotTrainOptimizer"]
 
@@ -48,9 +48,5 @@ class EnotTrainOptimizer(BaseEnotOptimizer):
 
     def _run_closure(self, closure: Closure) -> Any:
         result = closure()
-        try:
-            finite_or_raise(result, f"train step {self._step_count}")
-        except FloatingPointError as error:
-            self.zero_grad()
-            raise FloatingPointError(f"{error}; the accumulated gradients were dropped, weights not updated") from None
+        self._raise_if_not_finite(result, f"train step {self._step_count}", "weights")
         return result

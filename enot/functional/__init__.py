@@ -1,10 +1,13 @@
 """The pure core of ``enot``: pytrees in, pytrees out.
 
 Weights, buffers, architecture logits, optimizer state and random keys are explicit arguments and
-results; nothing is mutated and nothing is global.  See ``docs/design.md`` and ``docs/functional.md``.
+results; nothing is mutated and nothing is global (``write_trees`` is the one function that writes
+into a module, and says so).  Random keys live in :mod:`enot.functional.random`.  Import it as
+``import enot.functional as ef``.  See ``docs/design.md`` and ``docs/functional.md``.
 """
 
-from enot.functional._bn import batch_norm_buffer_names, bn_tune, frozen_batch_norm
+from enot.functional import random
+from enot.functional._bn import batch_norm_buffer_names, bn_tune
 from enot.functional._latency import (
     LatencyDistribution,
     LatencyTable,
@@ -22,17 +25,22 @@ from enot.functional._latency import (
     min_latency,
     min_latency_architecture,
 )
-from enot.functional._layout import SearchSpaceLayout, path_names, select, validate_architecture
+from enot.functional._layout import SearchSpaceLayout, path_names, subtree, validate_architecture
 from enot.functional._optim import AdamState, Optimizer, SGDState, adam, adamw, sgd
 from enot.functional._pretrain import (
-    SAMPLERS,
     PretrainState,
     next_architectures,
     path_gradients,
     pretrain_init,
     pretrain_step,
 )
-from enot.functional._random import fold_in, generator, key, split
+from enot.functional._samplers import (
+    Sampler,
+    SamplingInputs,
+    available_samplers,
+    register_sampler,
+    sample_architectures,
+)
 from enot.functional._sampling import (
     best_architecture,
     categorical_architecture,
@@ -43,8 +51,6 @@ from enot.functional._search import (
     ESTIMATORS,
     SearchSample,
     SearchState,
-    installed_hooks,
-    logit_names,
     next_search_sample,
     paired_hooks,
     search_gradients,
@@ -54,35 +60,45 @@ from enot.functional._search import (
 )
 from enot.functional._selection import (
     architecture_log_probability,
-    feasible_alternatives,
     sample_feasible_architecture,
     select_architecture,
 )
-from enot.functional._trees import ApplyFn, SearchSpaceTrees, combine, make_apply, split as split_search_space
+from enot.functional._trees import Apply, SearchSpaceTrees, make_apply, write_trees
+from enot.functional._trees import split as split_search_space
+from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sample_to_model_inputs
 
-__all__ = sorted([
-    "SAMPLERS",
+__all__ = [
     "AdamState",
+    "Apply",
+    "ESTIMATORS",
+    "InputsFn",
     "LatencyDistribution",
     "LatencyTable",
-    "ApplyFn",
+    "LossFn",
     "Optimizer",
     "PretrainState",
+    "ReduceFn",
     "SGDState",
+    "Sampler",
+    "SamplingInputs",
+    "SearchSample",
     "SearchSpaceLayout",
     "SearchSpaceTrees",
+    "SearchState",
+    "Tree",
     "adam",
     "adamw",
     "architecture_latency",
+    "architecture_log_probability",
+    "available_samplers",
+    "batch_norm_buffer_names",
     "best_architecture",
+    "bn_tune",
     "categorical_architecture",
-    "combine",
+    "default_sample_to_model_inputs",
     "enumerate_latencies",
     "expected_latency",
     "fair_architectures",
-    "fold_in",
-    "generator",
-    "key",
     "latency_distribution",
     "latency_penalty",
     "latency_sum",
@@ -95,32 +111,25 @@ __all__ = sorted([
     "min_latency",
     "min_latency_architecture",
     "next_architectures",
+    "next_search_sample",
+    "paired_hooks",
     "path_gradients",
     "path_names",
     "pretrain_init",
     "pretrain_step",
-    "select",
-    "sgd",
-    "split",
-    "split_search_space",
-    "uniform_architecture",
-    "validate_architecture",
-    "SearchSample",
-    "SearchState",
-    "architecture_log_probability",
-    "batch_norm_buffer_names",
-    "bn_tune",
-    "feasible_alternatives",
-    "frozen_batch_norm",
-    "installed_hooks",
-    "logit_names",
-    "next_search_sample",
-    "paired_hooks",
+    "random",
+    "register_sampler",
+    "sample_architectures",
     "sample_feasible_architecture",
     "search_gradients",
     "search_init",
     "search_step",
     "select_architecture",
+    "sgd",
+    "split_search_space",
+    "subtree",
     "two_path_output",
-    "ESTIMATORS",
-])
+    "uniform_architecture",
+    "validate_architecture",
+    "write_trees",
+]

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from enot.functional import _layout
+from enot.functional._types import InputsFn, default_sample_to_model_inputs
+from enot.functional._validate import check_int
 
 __all__ = ["batch_norm_buffer_names", "bn_tune", "frozen_batch_norm"]
 
-InputsFn = Callable[[Any], tuple[tuple, dict]]
 _STATS = ("running_mean", "running_var", "num_batches_tracked")
-
-
-def _default_inputs(batch: Any) -> tuple[tuple, dict]:
-    return (batch[0],), {}
 
 
 def _norms(module: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
@@ -95,7 +92,7 @@ def bn_tune(
     *,
     architecture: Sequence[int] | None = None,
     max_batches: int | None = None,
-    sample_to_model_inputs: InputsFn = _default_inputs,
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
     reset: bool = True,
     cumulative: bool = True,
 ) -> dict[str, torch.Tensor]:
@@ -127,8 +124,7 @@ def bn_tune(
     Raises:
         ValueError: If ``max_batches`` is negative.
     """
-    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 0):
-        raise ValueError(f"max_batches must be a non-negative int or None, got {max_batches!r}")
+    check_int(max_batches, "max_batches", minimum=0, optional=True)
     names = batch_norm_buffer_names(module, architecture)
     tuned = {n: (_reset(n, buffers[n]) if reset else buffers[n].clone()) for n in names if n in buffers}
     new_buffers = {**buffers, **tuned}

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from enot.functional._validate import check_int
 
 __all__ = [
     "LatencyDistribution",
@@ -286,8 +287,7 @@ def latency_distribution(table: LatencyTable, *, bins: int = DEFAULT_BINS) -> La
     Raises:
         ValueError: If ``bins`` is not a positive int.
     """
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    check_int(bins, "bins", minimum=1)
     ops = [o.detach().to("cpu", torch.float64) for o in table.operations]
     lows = [float(o.min()) for o in ops]
     span = sum(float(o.max()) - low for o, low in zip(ops, lows))

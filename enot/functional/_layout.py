@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-__all__ = ["SearchSpaceLayout", "build_layout", "path_names", "select", "validate_architecture"]
+__all__ = ["SearchSpaceLayout", "build_layout", "path_names", "subtree", "validate_architecture"]
 
 Requirement = tuple[tuple[int, int], ...]  # ((container, candidate), ...) that must all be selected
 
@@ -80,6 +80,6 @@ def path_names(layout: SearchSpaceLayout, architecture: Sequence[int]) -> tuple[
     return tuple(n for n, req in layout.requirements.items() if all(pair in chosen for pair in req))
 
 
-def select(tree: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+def subtree(tree: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     """The sub-dictionary of ``tree`` restricted to ``names`` that it holds."""
     return {n: tree[n] for n in names if n in tree}

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
+from enot.functional._validate import check_number
 
 __all__ = ["AdamState", "Optimizer", "SGDState", "adam", "adamw", "sgd"]
 
@@ -43,8 +44,7 @@ class AdamState(NamedTuple):
 
 def _check_nonnegative(**values: float) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        check_number(value, name, minimum=0, finite=False)
 
 
 def _check_subset(grads: Tree, params: Tree) -> None:

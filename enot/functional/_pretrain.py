@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
 
-from enot.functional import _layout, _prefix, _random, _sampling
+from enot.functional import _prefix, _random, _samplers
+from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
-from enot.functional._trees import ApplyFn
+from enot.functional._trees import Apply
+from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sample_to_model_inputs
 
 __all__ = [
-    "SAMPLERS",
     "PretrainState",
     "next_architectures",
     "path_gradients",
     "pretrain_init",
     "pretrain_step",
 ]
-
-SAMPLERS = ("fair", "uniform")
-LossFn = Callable[[Any, Any], torch.Tensor]
-ReduceFn = Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
-InputsFn = Callable[[Any], tuple[tuple, dict]]
 
 
 class PretrainState(NamedTuple):
@@ -54,39 +50,33 @@ def pretrain_init(
 def next_architectures(key: torch.Tensor, n_choices: Sequence[int], sampler: str) -> tuple[torch.Tensor, list[list[int]]]:
     """Splits ``key`` and samples the architectures of one gradient computation.
 
-    Returns ``(new_key, architectures)``: one architecture for ``"uniform"``, ``max(n_choices)`` for
-    ``"fair"``.
+    ``sampler`` names a registered sampler that needs ``n_choices`` only
+    (``available_samplers(given=())``; built in: ``"uniform"``, one architecture, and ``"fair"``,
+    ``max(n_choices)`` of them).
+
+    Returns ``(new_key, architectures)``.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler not in _samplers.available_samplers(given=()):
+        raise ValueError(f"sampler must be one of {_samplers.available_samplers(given=())}, got {sampler!r}")
     new_key, sub = _random.split(key)
-    if sampler == "uniform":
-        return new_key, [_sampling.uniform_architecture(sub, n_choices)]
-    return new_key, _sampling.fair_architectures(sub, n_choices)
-
-
-def _default_inputs(batch: Any) -> tuple[tuple, dict]:
-    return (batch[0],), {}
+    return new_key, _samplers.sample_architectures(sub, sampler, _samplers.SamplingInputs(tuple(n_choices)))
 
 
 def path_gradients(
-    apply: ApplyFn,
-    layout: _layout.SearchSpaceLayout,
+    apply: Apply,
     params: Mapping[str, torch.Tensor],
     buffers: Mapping[str, torch.Tensor],
     architecture: Sequence[int],
     loss_fn: LossFn,
     batch: Any,
-    sample_to_model_inputs: InputsFn = _default_inputs,
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
+) -> tuple[Tree, Tree, torch.Tensor]:
     """Gradients of ``loss_fn(apply(...), batch)`` with respect to the weights on one path.
 
     Returns ``(grads, new_buffers, loss)``; ``grads`` holds only the weights on the path that the
     loss depends on (others are absent, as ``.grad is None`` in ``torch.optim``).
     """
-    cached = getattr(apply, "path_names", None)  # make_apply's cache of the same function
-    on_path = cached(tuple(int(i) for i in architecture)) if cached else _layout.path_names(layout, architecture)
-    names = [n for n in on_path if n in params]
+    names = [n for n in apply.path_names(architecture) if n in params]
     leaves = {n: params[n].detach().requires_grad_(True) for n in names}
     args, kwargs = sample_to_model_inputs(batch)
     with torch.enable_grad():
@@ -96,33 +86,55 @@ def path_gradients(
     return {n: g for n, g in zip(names, grads) if g is not None}, new_buffers, loss.detach()
 
 
-def _accumulate(total: dict[str, torch.Tensor], grads: Mapping[str, torch.Tensor]) -> None:
-    for name, grad in grads.items():
-        total[name] = total[name] + grad if name in total else grad
-
-
-def check_finite_loss(
-    step: torch.Tensor, architecture: Sequence[int], loss: torch.Tensor, *, phase: str = "pretrain", kept: str = "weights"
-) -> None:
-    """Raises ``FloatingPointError`` naming the step and architecture if ``loss`` is not finite."""
-    if not torch.isfinite(loss).all():
-        raise FloatingPointError(
-            f"{phase} step {int(step)}: the loss of architecture {architecture} is "
-            f"{loss.item() if loss.numel() == 1 else loss}; {kept} were not updated"
+def _check_apply(apply: Any, share_prefix: bool) -> None:
+    if not isinstance(apply, Apply):
+        raise TypeError(
+            f"pretrain_step expects the Apply made by enot.functional.make_apply(search_space), got {apply!r}"
         )
+    if share_prefix and apply.compiled:
+        raise ValueError("share_prefix=True needs an eager apply (make_apply(..., compile=False)): it hooks the "
+                         "modules before the first container, which a compiled graph would bake in")
 
+
+def _add_batch_gradients_(
+    grads: Tree,
+    apply: Apply,
+    params: Tree,
+    buffers: Tree,
+    architectures: list[list[int]],
+    loss_fn: LossFn,
+    batch: Any,
+    sample_to_model_inputs: InputsFn,
+    share_prefix: bool,
+) -> tuple[Tree, list[torch.Tensor]]:
+    """Adds the gradients of every path on one batch into ``grads`` (path by path, in order);
+    returns ``(new_buffers, losses)``."""
+    if share_prefix and len(architectures) > 1:
+        args, kwargs = sample_to_model_inputs(batch)
+        shared = _prefix.shared_path_gradients(apply, params, buffers, architectures, loss_fn, batch, args, kwargs)
+        if shared is not None:
+            shared_grads, buffers, losses = shared
+            add_gradients_(grads, shared_grads)
+            return buffers, losses
+    losses = []
+    for architecture in architectures:
+        path_grads, buffers, loss = path_gradients(
+            apply, params, buffers, architecture, loss_fn, batch, sample_to_model_inputs
+        )
+        add_gradients_(grads, path_grads)
+        losses.append(loss)
+    return buffers, losses
 
 
 def pretrain_step(
-    apply: ApplyFn,
-    layout: _layout.SearchSpaceLayout,
+    apply: Apply,
     optimizer: Optimizer,
     loss_fn: LossFn,
     state: PretrainState,
     batches: Sequence[Any],
     *,
     sampler: str = "uniform",
-    sample_to_model_inputs: InputsFn = _default_inputs,
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
     check_finite: bool = True,
     reduce_grads: ReduceFn | None = None,
     reduce_buffers: ReduceFn | None = None,
@@ -146,64 +158,45 @@ def pretrain_step(
     differentiated down to their outputs and one backward through them takes the summed output
     gradients (``enot.functional._prefix``).  Gradients equal the unshared ones up to float
     summation order; the prefix's batch-norm statistics are updated once per batch instead of once
-    per path.  It needs ``apply`` from :func:`make_apply` without ``compile`` and a prefix without
+    per path.  It needs an eager ``apply`` (``make_apply`` without ``compile``) and a prefix without
     randomness (dropout there would draw one mask for all paths).
+
+    Args:
+        apply: The pure forward, from :func:`make_apply` (the same first argument as :func:`search_step`).
+        optimizer: Pure optimizer over the weights.
+        loss_fn: ``loss_fn(output, batch) -> scalar``.
+        state: The :class:`PretrainState`.
+        batches: Dataloader items of the ghost batch.
 
     Returns:
         ``(new_state, info)`` with ``info = {"loss": mean loss (0-d tensor), "architectures": [...]}``.
 
     Raises:
+        TypeError: If ``apply`` was not made by :func:`make_apply`.
+        ValueError: If ``batches`` is empty, or ``share_prefix`` with a compiled ``apply``.
         FloatingPointError: If ``check_finite`` and a loss is NaN or infinite; nothing is updated.  With
             ``reduce_grads`` the check runs after the reduction, on the reduced gradients too, so that
             every rank raises together (a NaN on one rank reaches all through the mean).
     """
     if not batches:
         raise ValueError("pretrain_step needs at least one batch")
+    _check_apply(apply, share_prefix)
     key, params, buffers = state.key, state.params, dict(state.buffers)
-    grads: dict[str, torch.Tensor] = {}
+    grads: Tree = {}
     losses, architectures = [], []
-    if share_prefix and getattr(apply, "search_space", None) is None:
-        raise TypeError("share_prefix=True needs apply made by enot.functional.make_apply(search_space)")
-    if share_prefix and getattr(apply, "compiled", False):
-        raise ValueError("share_prefix=True needs an eager apply (make_apply(..., compile=False)): it hooks the "
-                         "modules before the first container, which a compiled graph would bake in")
     for batch in batches:
-        key, archs = next_architectures(key, layout.n_choices, sampler)
-        shared = None
-        if share_prefix and len(archs) > 1:
-            args, kwargs = sample_to_model_inputs(batch)
-            shared = _prefix.shared_path_gradients(apply, layout, params, buffers, archs, loss_fn, batch, args, kwargs)
-        if shared is not None:
-            path_grads, buffers, path_losses = shared
-            if check_finite and reduce_grads is None:
-                for arch, loss in zip(archs, path_losses):
-                    check_finite_loss(state.step, arch, loss)
-            _accumulate(grads, path_grads)
-            losses.extend(path_losses)
-            architectures.extend(archs)
-            continue
-        for arch in archs:
-            path_grads, buffers, loss = path_gradients(
-                apply, layout, params, buffers, arch, loss_fn, batch, sample_to_model_inputs
-            )
-            if check_finite and reduce_grads is None:
-                check_finite_loss(state.step, arch, loss)
-            _accumulate(grads, path_grads)
-            losses.append(loss)
-            architectures.append(arch)
-    if reduce_grads is not None:
-        grads = dict(reduce_grads(grads))
-        if check_finite:
-            for arch, loss in zip(architectures, losses):
-                check_finite_loss(state.step, arch, loss)
-            bad = [n for n, g in grads.items() if not torch.isfinite(g).all()]
-            if bad:
-                raise FloatingPointError(
-                    f"pretrain step {int(state.step)}: the reduced gradients of {bad[:3]} are not finite "
-                    "(a loss on another rank was NaN or infinite); weights were not updated"
-                )
+        key, archs = next_architectures(key, apply.layout.n_choices, sampler)
+        buffers, batch_losses = _add_batch_gradients_(
+            grads, apply, params, buffers, archs, loss_fn, batch, sample_to_model_inputs, share_prefix
+        )
+        losses.extend(batch_losses)
+        architectures.extend(archs)
+    grads = reduce_and_check(
+        grads, architectures, losses, step=state.step, phase="pretrain", kept="weights",
+        check_finite=check_finite, reduce_grads=reduce_grads,
+    )
     if reduce_buffers is not None:
-        on_paths = sorted({n for a in architectures for n in _layout.path_names(layout, a) if n in buffers})
+        on_paths = sorted({n for a in architectures for n in apply.path_names(a) if n in buffers})
         buffers.update(reduce_buffers({n: buffers[n] for n in on_paths}))
     new_params, opt_state = optimizer.update(grads, state.opt_state, params)
     new_state = PretrainState(new_params, buffers, opt_state, key, state.step + 1)

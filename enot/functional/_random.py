@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from enot.functional._validate import check_int
+
 __all__ = ["fold_in", "generator", "key", "split"]
 
 _SPLIT, _FOLD = 0x5EED5, 0xF01D
@@ -26,23 +28,20 @@ def _from_state(state: np.ndarray) -> torch.Tensor:
 
 def key(seed: int) -> torch.Tensor:
     """Makes a key from a non-negative integer seed."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int(seed, "seed", minimum=0)
     return _from_state(np.random.SeedSequence(seed).generate_state(2, np.uint32))
 
 
 def split(k: torch.Tensor, num: int = 2) -> torch.Tensor:
     """Splits a key into ``num`` new independent keys, returned as a ``(num, 2)`` tensor."""
-    if num < 1:
-        raise ValueError(f"num must be at least 1, got {num}")
+    check_int(num, "num", minimum=1, where="split: ")
     state = np.random.SeedSequence([*_check(k), _SPLIT]).generate_state(2 * num, np.uint32)
     return _from_state(state).reshape(num, 2)
 
 
 def fold_in(k: torch.Tensor, data: int) -> torch.Tensor:
     """A new key derived from ``k`` and an integer (for example a step number)."""
-    if isinstance(data, bool) or not isinstance(data, int) or data < 0:
-        raise ValueError(f"fold_in data must be a non-negative int, got {data!r}")
+    check_int(data, "data", minimum=0, where="fold_in: ")
     return _from_state(np.random.SeedSequence([*_check(k), _FOLD, data]).generate_state(2, np.uint32))
 
 

@@ -27,10 +27,11 @@ import optree
 import torch
 from torch import nn
 
-from enot.functional import _bn, _latency, _random, _sampling, _selection
+from enot.functional import _bn, _latency, _random, _samplers, _selection
+from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
-from enot.functional._pretrain import check_finite_loss
-from enot.functional._trees import make_apply
+from enot.functional._trees import Apply, make_apply
+from enot.functional._types import InputsFn, LossFn, ReduceFn, default_sample_to_model_inputs
 
 __all__ = [
     "ESTIMATORS",
@@ -47,14 +48,6 @@ __all__ = [
 ]
 
 ESTIMATORS = ("two_path", "first_order")
-
-LossFn = Callable[[Any, Any], torch.Tensor]
-InputsFn = Callable[[Any], tuple[tuple, dict]]
-
-
-def _default_inputs(batch: Any) -> tuple[tuple, dict]:
-    return (batch[0],), {}
-
 
 class SearchState(NamedTuple):
     """Everything a search step reads and writes (the weights are an argument: search never changes them).
@@ -83,7 +76,7 @@ class SearchSample(NamedTuple):
             architecture ``b``, drawn independently from the same distribution as ``a``.
             ``"first_order"``: one alternative candidate per container, drawn from ``q_c``
             restricted to the candidates other than the path's (the path's own when there is none).
-        weights: ``"two_path"``: ``0.5`` per container.  ``"first_order"``: ``1 - q_c(i_c)``, the
+        importance_weights: ``"two_path"``: ``0.5`` per container.  ``"first_order"``: ``1 - q_c(i_c)``, the
             probability that a draw from ``q_c`` differs from the path's candidate.
         masks: ``"first_order"``: per container, the candidates that keep the path within the
             latency bound (``log q_c`` is the log-softmax over them); ``"two_path"``: all ``True``.
@@ -94,7 +87,7 @@ class SearchSample(NamedTuple):
 
     architecture: list[int]
     alternatives: list[int]
-    weights: list[float]
+    importance_weights: list[float]
     masks: list[torch.Tensor]
     estimator: str = "two_path"
     position: float = 0.0
@@ -125,10 +118,11 @@ def _draw_path(
 ) -> list[int]:
     """One architecture from ``softmax(logits)``, restricted exactly to ``latency <= max_latency``."""
     if max_latency is None:
-        return _sampling.categorical_architecture(key, logits)
+        return _samplers.sample_architectures(key, "categorical", _samplers.SamplingInputs((), logits))[0]
     if table is None:
         raise ValueError("a latency bound needs a latency table")
-    return _selection.sample_feasible_architecture(key, logits, table, max_latency)
+    inputs = _samplers.SamplingInputs((), logits, table, max_latency)
+    return _samplers.sample_architectures(key, "feasible", inputs)[0]
 
 
 def _first_order_alternatives(
@@ -242,7 +236,7 @@ def paired_hooks(
     Hook ``c`` runs candidate ``alternatives[c]`` on the container's inputs without gradients (its
     batch-norm buffers cloned, so nothing it computes is kept) and returns
     ``o_i + w * (o_j - o_i).detach() * (log q - log q.detach())`` with ``log q = log_softmax`` of
-    ``logits[c]`` over ``masks[c]`` evaluated at ``j`` and ``w = sample.weights[c]``.  When ``j`` is
+    ``logits[c]`` over ``masks[c]`` evaluated at ``j`` and ``w = sample.importance_weights[c]``.  When ``j`` is
     the path's own candidate, a zero term still ties the output to the logits (so ``loss.backward()``
     always has a graph).  Hooks are inert while an alternative runs (nested containers).
     """
@@ -269,7 +263,7 @@ def paired_hooks(
 
         return hook
 
-    return [make(l, j, w, m) for l, j, w, m in zip(logits, sample.alternatives, sample.weights, sample.masks)]
+    return [make(l, j, w, m) for l, j, w, m in zip(logits, sample.alternatives, sample.importance_weights, sample.masks)]
 
 
 @contextlib.contextmanager
@@ -278,14 +272,10 @@ def installed_hooks(search_space: nn.Module, hooks: Sequence[Callable[..., torch
     containers = search_space.search_variants_containers
     if len(containers) != len(hooks):
         raise ValueError(f"got {len(hooks)} hooks for {len(containers)} containers")
-    previous = [c._hook for c in containers]
-    try:
+    with contextlib.ExitStack() as stack:
         for container, hook in zip(containers, hooks):
-            container._hook = hook
+            stack.enter_context(container.output_hook(hook))
         yield
-    finally:
-        for container, hook in zip(containers, previous):
-            container._hook = hook
 
 
 def search_gradients(
@@ -303,8 +293,8 @@ def search_gradients(
     latency_loss_weight: float = 0.0,
     frozen_bn: bool = False,
     other_buffers: Mapping[str, torch.Tensor] | None = None,
-    sample_to_model_inputs: InputsFn = _default_inputs,
-    apply: Callable[..., Any] | None = None,
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
+    apply: Apply | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """Gradient estimate of the loss with respect to the logits, on one batch and one sample.
 
@@ -385,10 +375,6 @@ def _latency_terms(
     return terms
 
 
-def _check_loss(step: torch.Tensor, architecture: Sequence[int], loss: torch.Tensor) -> None:
-    check_finite_loss(step, architecture, loss, phase="search", kept="logits")
-
-
 def _tuned_buffers(
     search_space: nn.Module,
     params: Mapping[str, torch.Tensor],
@@ -396,7 +382,7 @@ def _tuned_buffers(
     architecture: list[int],
     bn_batches: Sequence[Any],
     sample_to_model_inputs: InputsFn,
-    reduce_buffers: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None,
+    reduce_buffers: ReduceFn | None,
 ) -> dict[str, torch.Tensor]:
     """``buffers`` with ``architecture``'s batch-norm statistics recomputed on ``bn_batches`` (reduced across ranks)."""
     tuned = _bn.bn_tune(
@@ -409,7 +395,7 @@ def _tuned_buffers(
 
 
 def search_step(
-    search_space: nn.Module,
+    apply: Apply,
     optimizer: Optimizer,
     loss_fn: LossFn,
     params: Mapping[str, torch.Tensor],
@@ -421,23 +407,25 @@ def search_step(
     latency_weight: float = 0.0,
     latency_loss_weight: float = 0.0,
     estimator: str = "two_path",
-    bn_batches: Sequence[Sequence[Any]] | None = None,
-    sample_to_model_inputs: InputsFn = _default_inputs,
+    bn_tune_data: Sequence[Sequence[Any]] | None = None,
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
     check_finite: bool = True,
-    apply: Callable[..., Any] | None = None,
-    reduce_grads: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
-    reduce_buffers: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
+    reduce_grads: ReduceFn | None = None,
+    reduce_buffers: ReduceFn | None = None,
 ) -> tuple[SearchState, dict[str, Any]]:
     """One search update of the architecture logits over a ghost batch.
 
-    For every batch: a new :func:`next_search_sample`; with ``bn_batches`` the batch-norm statistics
-    of both sides of the comparison (path ``a``, and ``b`` or the first-order alternatives' path)
-    are recomputed from the same ``bn_batches[b]`` (:func:`bn_tune`; only ``a``'s are kept) and the
-    loss runs with batch norm in evaluation mode; the gradient estimates of all batches are summed
-    and ``optimizer`` updates the logits.  ``params`` are only read; nothing given is mutated.
+    For every batch: a new :func:`next_search_sample`; with ``bn_tune_data`` the batch-norm
+    statistics of both sides of the comparison (path ``a``, and ``b`` or the first-order
+    alternatives' path) are recomputed from the same ``bn_tune_data[b]`` (:func:`bn_tune`; only
+    ``a``'s are kept) and the loss runs with batch norm in evaluation mode; the gradient estimates of
+    all batches are summed and ``optimizer`` updates the logits.  ``params`` are only read; nothing
+    given is mutated.
 
     Args:
-        search_space: The search space (its containers receive hooks while a first-order step runs).
+        apply: The pure forward, from :func:`make_apply` (may be compiled; the same first argument as
+            :func:`pretrain_step`); its search space's containers receive hooks while a first-order
+            step runs.
         optimizer: Pure optimizer over the logits (keys :func:`logit_names`).
         loss_fn: ``loss_fn(output, batch) -> scalar``; ``"two_path"`` calls it on :func:`two_path_output`.
         params: Weights ``{name: tensor}``.
@@ -449,10 +437,9 @@ def search_step(
         latency_loss_weight: Weight of :func:`latency_penalty` added to the loss (needs ``max_latency``;
             what ``EnotFixedLatencySearchOptimizer.modify_loss`` adds).
         estimator: ``"two_path"`` (default, unbiased) or ``"first_order"`` (see the module docstring).
-        bn_batches: One list of dataloader items per batch for batch-norm tuning, or ``None``.
+        bn_tune_data: One list of dataloader items per batch for batch-norm tuning, or ``None``.
         sample_to_model_inputs: Maps one item to ``(args, kwargs)``.
         check_finite: Raise on a non-finite loss.
-        apply: The pure forward (default ``make_apply(search_space)``; may be compiled).
         reduce_grads: Across processes, applied to the summed logit gradients before the update
             (``enot.distributed.GradientReducer()``: the mean over ranks); ``None``: identity.
         reduce_buffers: Across processes, applied to each side's freshly tuned batch-norm buffers
@@ -466,27 +453,30 @@ def search_step(
         FloatingPointError: If ``check_finite`` and a loss is NaN or infinite; nothing is updated.
             With ``reduce_grads`` the check runs after the reduction (on the reduced gradients too),
             so that every rank raises together.
-        ValueError: If ``batches`` is empty, ``bn_batches`` does not have one entry per batch, or
+        TypeError: If ``apply`` was not made by :func:`make_apply`.
+        ValueError: If ``batches`` is empty, ``bn_tune_data`` does not have one entry per batch, or
             ``estimator`` is unknown.
     """
     if not batches:
         raise ValueError("search_step needs at least one batch")
-    if bn_batches is not None and len(bn_batches) != len(batches):
-        raise ValueError(f"bn_batches has {len(bn_batches)} entries; give one list per batch ({len(batches)})")
+    if bn_tune_data is not None and len(bn_tune_data) != len(batches):
+        raise ValueError(f"bn_tune_data has {len(bn_tune_data)} entries; give one list per batch ({len(batches)})")
+    if not isinstance(apply, Apply):
+        raise TypeError(f"search_step expects the Apply made by enot.functional.make_apply(search_space), got {apply!r}")
     _check_estimator(estimator)
-    apply = apply or make_apply(search_space)
+    search_space = apply.search_space
     key, buffers, logits = state.key, dict(state.buffers), state.logits
     total: dict[str, torch.Tensor] = {}
     losses, samples = [], []
     for b, batch in enumerate(batches):
         key, sample = next_search_sample(key, logits, table, max_latency, estimator=estimator)
         other_buffers = None
-        if bn_batches is not None:
+        if bn_tune_data is not None:
             untuned = buffers
-            buffers = _tuned_buffers(search_space, params, untuned, sample.architecture, bn_batches[b],
+            buffers = _tuned_buffers(search_space, params, untuned, sample.architecture, bn_tune_data[b],
                                      sample_to_model_inputs, reduce_buffers)
             if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
-                other_buffers = _tuned_buffers(search_space, params, untuned, _other_side(sample), bn_batches[b],
+                other_buffers = _tuned_buffers(search_space, params, untuned, _other_side(sample), bn_tune_data[b],
                                                sample_to_model_inputs, reduce_buffers)
         run_buffers = buffers
         if other_buffers is not None and estimator == "first_order":
@@ -497,18 +487,17 @@ def search_step(
         grads, new_buffers, loss = search_gradients(
             search_space, params, run_buffers, logits, sample, loss_fn, batch, table=table,
             latency_weight=latency_weight, max_latency=max_latency, latency_loss_weight=latency_loss_weight,
-            frozen_bn=bn_batches is not None, other_buffers=other_buffers,
+            frozen_bn=bn_tune_data is not None, other_buffers=other_buffers,
             sample_to_model_inputs=sample_to_model_inputs, apply=apply,
         )
-        buffers = new_buffers if bn_batches is None else buffers  # frozen batch norm changed nothing
-        if check_finite and reduce_grads is None:
-            _check_loss(state.step, sample.architecture, loss)
-        for name, grad in grads.items():
-            total[name] = total[name] + grad if name in total else grad
+        buffers = new_buffers if bn_tune_data is None else buffers  # frozen batch norm changed nothing
+        add_gradients_(total, grads)
         losses.append(loss)
         samples.append(sample)
-    if reduce_grads is not None:
-        total = _reduced_and_checked(total, reduce_grads, check_finite, state.step, samples, losses)
+    total = reduce_and_check(
+        total, [s.architecture for s in samples], losses, step=state.step, phase="search", kept="logits",
+        check_finite=check_finite, reduce_grads=reduce_grads,
+    )
     names = logit_names(len(logits))
     new_logits, opt_state = optimizer.update(total, state.opt_state, dict(zip(names, logits)))
     new_state = SearchState(buffers, tuple(new_logits[n] for n in names), opt_state, key, state.step + 1)
@@ -520,24 +509,3 @@ def _other_side(sample: SearchSample) -> list[int]:
     for ``"first_order"`` the alternatives (each container's alternative runs on that container's
     inputs, so its batch norms are those of the alternatives' path)."""
     return list(sample.alternatives)
-
-
-def _reduced_and_checked(
-    total: dict[str, torch.Tensor],
-    reduce_grads: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]],
-    check_finite: bool,
-    step: torch.Tensor,
-    samples: list[SearchSample],
-    losses: list[torch.Tensor],
-) -> dict[str, torch.Tensor]:
-    total = dict(reduce_grads(total))
-    if check_finite:
-        for sample, loss in zip(samples, losses):
-            _check_loss(step, sample.architecture, loss)
-        bad = [n for n, g in total.items() if not torch.isfinite(g).all()]
-        if bad:
-            raise FloatingPointError(
-                f"search step {int(step)}: the reduced gradients of {bad[:3]} are not finite "
-                "(a loss on another rank was NaN or infinite); logits were not updated"
-            )
-    return total

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from enot.functional import _random
 from enot.functional._latency import LatencyTable, float64_operations, latency_sum
+from enot.functional._validate import check_int
 
 __all__ = [
     "architecture_log_probability",
@@ -216,13 +218,19 @@ def _pareto_dp(
     return lat, score, parents, choices
 
 
-def _hull(ops: np.ndarray, values: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """Upper concave hull of one container's finite (latency, score) points, from its fastest point.
+class _Hull(NamedTuple):
+    """Upper concave hull of one container's (latency, score) points (see :func:`_hull`)."""
 
-    Returns ``(latency, score, dl, dv, items)``: the start point, the hull's increasing segments
-    (slopes ``dv / dl`` decreasing and positive: the LP relaxation of the multiple-choice knapsack)
-    and the candidate index of every hull point.
-    """
+    latency: float  # the start point: the fastest candidate with a finite score
+    score: float
+    dl: np.ndarray  # latency steps of the hull's increasing segments
+    dv: np.ndarray  # score steps (slopes dv / dl decreasing and positive)
+    items: np.ndarray  # candidate index of every hull point
+
+
+def _hull(ops: np.ndarray, values: np.ndarray) -> _Hull:
+    """Upper concave hull of one container's finite (latency, score) points, from its fastest point:
+    the LP relaxation of the multiple-choice knapsack."""
     points: list[tuple[float, float, int]] = []
     order = sorted((l, -v, k) for k, (l, v) in enumerate(zip(ops.tolist(), values.tolist())) if v > -math.inf)
     for l, v, k in ((l, -nv, k) for l, nv, k in order):
@@ -236,21 +244,21 @@ def _hull(ops: np.ndarray, values: np.ndarray) -> tuple[float, float, np.ndarray
                 break
         points.append((l, v, k))
     if not points:
-        return math.inf, -math.inf, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+        return _Hull(math.inf, -math.inf, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
     lat = np.array([p[0] for p in points])
     val = np.array([p[1] for p in points])
-    return points[0][0], points[0][1], np.diff(lat), np.diff(val), np.array([p[2] for p in points])
+    return _Hull(points[0][0], points[0][1], np.diff(lat), np.diff(val), np.array([p[2] for p in points]))
 
 
-def _suffix_bound(hulls: list[tuple[float, float, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _suffix_bound(hulls: list[_Hull]) -> tuple[np.ndarray, np.ndarray]:
     """Breakpoints ``(xs, ys)`` of the LP bound: the best score of the containers in ``hulls`` within
     latency ``x`` is at most ``interp(x, xs, ys)`` (and none fits below ``xs[0]``)."""
-    base_lat = sum(h[0] for h in hulls)
-    base_val = sum(h[1] for h in hulls)
+    base_lat = sum(h.latency for h in hulls)
+    base_val = sum(h.score for h in hulls)
     if not np.isfinite(base_val):
         return np.array([np.inf]), np.array([-np.inf])
-    dl = np.concatenate([h[2] for h in hulls] + [np.zeros(0)])
-    dv = np.concatenate([h[3] for h in hulls] + [np.zeros(0)])
+    dl = np.concatenate([h.dl for h in hulls] + [np.zeros(0)])
+    dv = np.concatenate([h.dv for h in hulls] + [np.zeros(0)])
     order = np.argsort(-(dv / dl), kind="stable")
     xs = base_lat + np.concatenate(([0.0], np.cumsum(dl[order])))
     ys = base_val + np.concatenate(([0.0], np.cumsum(dv[order])))
@@ -270,29 +278,29 @@ def _fastest_lower_bound(constant: float, ops: list[np.ndarray], values: list[np
 
 
 def _lp_rounding_lower_bound(
-    constant: float, ops: list[np.ndarray], values: list[np.ndarray], hulls: list, bound: float
+    constant: float, ops: list[np.ndarray], values: list[np.ndarray], hulls: list[_Hull], bound: float
 ) -> float:
     """Score of a feasible architecture (``-inf`` if none is found): the LP relaxation's greedy,
     stopping per container at the first hull segment that does not fit."""
-    if not all(np.isfinite(h[1]) for h in hulls):
+    if not all(np.isfinite(h.score) for h in hulls):
         return -np.inf
-    architecture = [int(h[4][0]) for h in hulls]
+    architecture = [int(h.items[0]) for h in hulls]
     position = [0] * len(hulls)
     total = _sequential_latency(constant, ops, architecture)
     segments = sorted(
-        ((-float(dv / dl), c, s) for c, h in enumerate(hulls) for s, (dl, dv) in enumerate(zip(h[2], h[3]))),
+        ((-float(dv / dl), c, s) for c, h in enumerate(hulls) for s, (dl, dv) in enumerate(zip(h.dl, h.dv))),
     )
     blocked = [False] * len(hulls)
     for _, c, s in segments:
         if blocked[c] or s != position[c]:
             continue
-        dl = hulls[c][2][s]
+        dl = hulls[c].dl[s]
         if total + dl > bound:
             blocked[c] = True
             continue
         total += dl
         position[c] = s + 1
-        architecture[c] = int(hulls[c][4][s + 1])
+        architecture[c] = int(hulls[c].items[s + 1])
     if _sequential_latency(constant, ops, architecture) > bound:
         return -np.inf
     return float(sum(v[k] for v, k in zip(values, architecture)))
@@ -380,8 +388,7 @@ def sample_feasible_architecture(
     """
     constant, ops = _check_bound(table, max_latency)
     bound = float(max_latency)
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    check_int(bins, "bins", minimum=1)
     probs = _feasible_probabilities(constant, ops, logits, table, bound)
     g = _random.generator(key)
     grid = bins

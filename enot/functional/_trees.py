@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import torch
@@ -11,16 +12,24 @@ from torch import nn
 
 from enot.functional import _layout
 
-__all__ = ["ApplyFn", "SearchSpaceTrees", "combine", "make_apply", "split"]
+__all__ = ["Apply", "SearchSpaceTrees", "make_apply", "split", "write_trees"]
 
 
 class SearchSpaceLike(Protocol):
-    """What the functional core asks of a search space (``enot.models.SearchSpaceModel`` has it)."""
+    """What the functional core asks of a search space (``enot.models.SearchSpaceModel`` has it).
+
+    Besides ``nn.Module``'s ``named_parameters``, ``named_buffers``, ``named_modules`` and
+    ``get_submodule``; each container offers ``search_variants``, ``active_index``,
+    ``output_hook(hook)`` and ``has_output_hook`` (``docs/design.md``, "Layers").
+    """
 
     layout: _layout.SearchSpaceLayout
+    search_variants_containers: Sequence[Any]
+    paths_compiled: bool
 
     def selected(self, architecture: Sequence[int]) -> Any: ...
     def architecture_parameters(self) -> Any: ...
+    def compile_paths(self, **compile_kwargs: Any) -> None: ...
 
 
 class SearchSpaceTrees(NamedTuple):
@@ -35,10 +44,6 @@ class SearchSpaceTrees(NamedTuple):
     params: dict[str, torch.Tensor]
     buffers: dict[str, torch.Tensor]
     logits: tuple[torch.Tensor, ...]
-
-
-# ``apply(params, buffers, architecture, *args, **kwargs) -> (output, new_buffers)``
-ApplyFn = Callable[..., tuple[Any, dict[str, torch.Tensor]]]
 
 
 def split(search_space: nn.Module, *, copy: bool = True) -> SearchSpaceTrees:
@@ -58,8 +63,8 @@ def split(search_space: nn.Module, *, copy: bool = True) -> SearchSpaceTrees:
 
 
 @torch.no_grad()
-def combine(search_space: nn.Module, trees: SearchSpaceTrees) -> None:
-    """Writes ``trees`` back into ``search_space`` in place (the stateful counterpart of :func:`split`)."""
+def write_trees(search_space: nn.Module, trees: SearchSpaceTrees) -> None:
+    """Writes ``trees`` into ``search_space`` in place (impure: the stateful counterpart of :func:`split`)."""
     named = dict(search_space.named_parameters())
     named.update(search_space.named_buffers())
     for name, value in {**trees.params, **trees.buffers}.items():
@@ -75,75 +80,103 @@ def _has_aliases(module: nn.Module) -> bool:
     return len({id(t) for t in names}) != len(names)
 
 
-def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> ApplyFn:
-    """Returns the pure forward of one path of ``search_space``.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Apply:
+    """The pure forward of one path of a search space (made by :func:`make_apply`).
 
-    With ``compile=True`` the search space is first switched to compiled paths
-    (``search_space.compile_paths()``): the model outside the containers and every candidate run
-    as separate ``torch.compile`` graphs, so at most ``sum(n_choices)`` candidate graphs plus one
-    graph per segment between containers are ever compiled, whatever architectures are sampled.
+    ``apply(params, buffers, architecture, *args, **kwargs) -> (output, new_buffers)`` runs the model
+    with ``architecture`` selected through ``torch.func.functional_call``, using the given weights and
+    buffers.  The buffers the forward updates in place (batch-norm statistics in training mode) are
+    cloned first, so the inputs are never mutated.  Weights or buffers missing from the trees fall
+    back to the module's own (only those off the path may be missing).
 
-    ``apply(params, buffers, architecture, *args, **kwargs)`` runs the model with ``architecture``
-    selected through ``torch.func.functional_call``, using the given weights and buffers, and
-    returns ``(output, new_buffers)``: the buffers the forward updated in place (batch-norm
-    statistics in training mode) are cloned first, so the inputs are never mutated.  Weights or
-    buffers missing from the trees fall back to the module's own (only those off the path may be
-    missing).
+    Attributes:
+        search_space: The search space it runs.
+        layout: ``search_space.layout``.
+        compiled: Whether it runs the compiled paths (``make_apply(..., compile=True)``).
+        tie_weights: Whether ``functional_call`` re-ties aliased weights (only when the model has any:
+            the walk over every module costs about 1 ms per call on the benchmark space).
+        memo: Per-``Apply`` caches: path names per architecture, the shared prefix's modules.
     """
-    layout = search_space.layout
-    if compile and getattr(search_space, "_compiled_model", None) is None:
-        search_space.compile_paths()
-    # `functional_call` re-ties aliased weights by walking every module on every call (about 2 ms on
-    # the benchmark space); only pay for it when the model has aliases.
-    tied = _has_aliases(search_space)
-    containers = tuple(search_space.search_variants_containers)
 
-    @functools.lru_cache(maxsize=4096)
-    def path_names(architecture: tuple[int, ...]) -> tuple[str, ...]:
-        return _layout.path_names(layout, architecture)
+    search_space: SearchSpaceLike
+    layout: _layout.SearchSpaceLayout
+    compiled: bool
+    tie_weights: bool
+    memo: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False)
 
-    @functools.lru_cache(maxsize=4096)
-    def on_path_names(architecture: tuple[int, ...]) -> frozenset[str]:
-        return frozenset(path_names(architecture))
+    def path_names(self, architecture: Sequence[int]) -> tuple[str, ...]:
+        """``enot.functional.path_names(self.layout, architecture)``, cached per architecture."""
+        key = ("path_names", tuple(int(i) for i in architecture))
+        if key not in self.memo:
+            names = _layout.path_names(self.layout, key[1])
+            self.memo[key] = names
+            self.memo[("on_path", key[1])] = frozenset(names)
+        return self.memo[key]
 
-    def apply(
+    def _on_path(self, architecture: tuple[int, ...]) -> frozenset[str]:
+        self.path_names(architecture)
+        return self.memo[("on_path", architecture)]
+
+    def __call__(
+        self,
         params: Mapping[str, torch.Tensor],
         buffers: Mapping[str, torch.Tensor],
         architecture: Sequence[int],
         *args: Any,
         **kwargs: Any,
     ) -> tuple[Any, dict[str, torch.Tensor]]:
-        on_path = on_path_names(tuple(int(i) for i in architecture))
+        on_path = self._on_path(tuple(int(i) for i in architecture))
         new_buffers = {n: (b.clone() if n in on_path else b) for n, b in buffers.items()}
-        if any(c._hook is not None for c in containers):
-            # A search estimator's hooks run candidates off the path: give them the trees' tensors.
-            tensors = {**params, **new_buffers}
-        else:
-            # Only the path's tensors are swapped in; the rest of the module is never read.
-            tensors = {n: t for n, t in params.items() if n in on_path}
-            tensors.update((n, b) for n, b in new_buffers.items() if n in on_path)
-        # Compiled graphs of a `functional_call`ed module can leave the module holding the tensors
-        # passed in and write batch-norm statistics into its own buffers (seen with torch 2.13 on
-        # CPU; the returned output and buffers are right).  Keep the module as it was: remember its
-        # parameters and a copy of its buffers, and rebind them after the call (in place would bump
-        # versions of tensors the graph saved for backward).
-        if compile:
-            own_params = dict(search_space.named_parameters(remove_duplicate=False))
-            own_buffers = {n: b.clone() for n, b in search_space.named_buffers(remove_duplicate=False)}
-        try:
-            with search_space.selected(architecture):
+        tensors = self._swapped_in(params, new_buffers, on_path)
+        with self._module_kept_as_is():
+            with self.search_space.selected(architecture):
                 output = torch.func.functional_call(
-                    search_space, tensors, args, kwargs, strict=False, tie_weights=tied
+                    self.search_space, tensors, args, kwargs, strict=False, tie_weights=self.tie_weights
                 )
-        finally:
-            if compile:
-                for slot, saved in (("_parameters", own_params), ("_buffers", own_buffers)):
-                    for name, value in saved.items():
-                        owner, _, leaf = name.rpartition(".")
-                        getattr(search_space.get_submodule(owner), slot)[leaf] = value
         return output, new_buffers
 
-    apply.search_space = search_space  # read by pretrain_step(share_prefix=True)
-    apply.path_names = path_names  # cached `path_names(layout, architecture)`, read by path_gradients
-    apply.compiled = compile
-    return apply
+    def _swapped_in(
+        self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor], on_path: frozenset[str]
+    ) -> dict[str, torch.Tensor]:
+        if any(c.has_output_hook for c in self.search_space.search_variants_containers):
+            # A search estimator's hooks run candidates off the path: give them the trees' tensors.
+            return {**params, **buffers}
+        # Only the path's tensors are swapped in; the rest of the module is never read.
+        tensors = {n: t for n, t in params.items() if n in on_path}
+        tensors.update((n, b) for n, b in buffers.items() if n in on_path)
+        return tensors
+
+    @contextlib.contextmanager
+    def _module_kept_as_is(self) -> Iterator[None]:
+        """Compiled graphs of a ``functional_call``ed module can leave the module holding the tensors
+        passed in and write batch-norm statistics into its own buffers (seen with torch 2.13 on CPU;
+        the returned output and buffers are right).  Keep the module as it was: remember its
+        parameters and a copy of its buffers, and rebind them after the call (in place would bump
+        versions of tensors the graph saved for backward)."""
+        if not self.compiled:
+            yield
+            return
+        space = self.search_space
+        own_params = dict(space.named_parameters(remove_duplicate=False))
+        own_buffers = {n: b.clone() for n, b in space.named_buffers(remove_duplicate=False)}
+        try:
+            yield
+        finally:
+            for slot, saved in (("_parameters", own_params), ("_buffers", own_buffers)):
+                for name, value in saved.items():
+                    owner, _, leaf = name.rpartition(".")
+                    getattr(space.get_submodule(owner), slot)[leaf] = value
+
+
+def make_apply(search_space: SearchSpaceLike, *, compile: bool = False) -> Apply:
+    """Returns the pure forward of one path of ``search_space`` (an :class:`Apply`).
+
+    With ``compile=True`` the search space is first switched to compiled paths
+    (``search_space.compile_paths()``): the model outside the containers and every candidate run
+    as separate ``torch.compile`` graphs, so at most ``sum(n_choices)`` candidate graphs plus one
+    graph per segment between containers are ever compiled, whatever architectures are sampled.
+    """
+    if compile and not search_space.paths_compiled:
+        search_space.compile_paths()
+    return Apply(search_space, search_space.layout, compile, _has_aliases(search_space))

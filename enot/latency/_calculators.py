@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from enot.functional._validate import check_int
 
 __all__ = [
     "LatencyCalculator",
@@ -58,9 +59,7 @@ class MacCalculator:
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"'time' latency: {name} must be an int >= {minimum}, got {value!r}")
-    return value
+    return check_int(value, name, minimum=minimum, where="'time' latency: ")
 
 
 class TimeCalculator:

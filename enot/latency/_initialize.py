@@ -10,6 +10,7 @@ is likewise replayed and its own figure added (``inputs``: the tuple of its posi
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -18,6 +19,8 @@ import optree
 import torch
 from torch import nn
 
+from enot.functional._replay import replaced_forwards
+from enot.functional._validate import check_int
 from enot.latency._calculators import LatencyCalculator, get_calculator
 from enot.latency._container import SearchSpaceLatencyContainer
 from enot.models._container import SearchVariantsContainer
@@ -83,31 +86,19 @@ def _recording(modules: Sequence[nn.Module], calls: dict[nn.Module, list[_Call]]
             handle.remove()
 
 
-@contextlib.contextmanager
-def _replaying(replays: Mapping[nn.Module, list[Any]], queues: dict[nn.Module, deque]) -> Iterator[None]:
+def _replaying(replays: Mapping[nn.Module, list[Any]], queues: dict[nn.Module, deque]):  # noqa: ANN202
     """Each module in ``replays`` returns the next output from ``queues[module]`` instead of computing."""
-    saved = {}
-    for module in replays:
-        saved[module] = module.__dict__.get("forward")
 
-        def forward(*args: Any, _module: nn.Module = module, **kwargs: Any) -> Any:
-            queue = queues[_module]
-            if not queue:
-                raise RuntimeError(
-                    f"{type(_module).__name__} ran more often than during the recording run; "
-                    "latency measurement needs a model whose control flow does not depend on the data"
-                )
-            return queue.popleft()
+    def next_output(module: nn.Module) -> Any:
+        queue = queues[module]
+        if not queue:
+            raise RuntimeError(
+                f"{type(module).__name__} ran more often than during the recording run; "
+                "latency measurement needs a model whose control flow does not depend on the data"
+            )
+        return queue.popleft()
 
-        module.forward = forward
-    try:
-        yield
-    finally:
-        for module, previous in saved.items():
-            if previous is None:
-                del module.forward
-            else:
-                module.forward = previous
+    return replaced_forwards({m: (lambda _m=m: next_output(_m)) for m in replays})
 
 
 def _override(module: nn.Module, latency_type: str) -> Any:
@@ -166,6 +157,39 @@ def _measure(
     return measured + figures
 
 
+def _batch_size(batch_size: Any, args: tuple, kwargs: dict) -> int:
+    if batch_size is None:
+        batch_size = _first_batch_size((args, kwargs))
+        if batch_size is None:
+            raise ValueError("initialize_latency cannot infer the batch size from inputs; pass batch_size=")
+    return check_int(batch_size, "batch_size", minimum=1)
+
+
+def _check_not_nested(search_space: SearchSpaceModel) -> None:
+    names = search_space.layout.container_names
+    for c, container in enumerate(search_space.search_variants_containers):
+        if any(isinstance(m, SearchVariantsContainer) for m in container.search_variants.modules()):
+            raise ValueError(
+                f"container {names[c]!r} holds another SearchVariantsContainer; latency tables are additive "
+                "(one term per container) and do not support nested containers"
+            )
+
+
+def _record_containers(search_space: SearchSpaceModel, args: tuple, kwargs: dict) -> dict[nn.Module, list[_Call]]:
+    """The calls of every container in one run of the model (inside :func:`_inference`)."""
+    containers = search_space.search_variants_containers
+    calls: dict[nn.Module, list[_Call]] = {}
+    with _recording(containers, calls):
+        search_space.original_model(*_clone(args), **_clone(kwargs))
+    for c, container in enumerate(containers):
+        if container not in calls:
+            raise ValueError(
+                f"container {search_space.layout.container_names[c]!r} was not reached when running the search "
+                "space on the inputs; every container must run in the forward pass"
+            )
+    return calls
+
+
 def initialize_latency(
     latency_type: str,
     search_space: SearchSpaceModel,
@@ -202,43 +226,19 @@ def initialize_latency(
     name, calculator = get_calculator(latency_type, **kwargs)
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     keyword_inputs = dict(keyword_inputs or {})
-    if batch_size is None:
-        batch_size = _first_batch_size((args, keyword_inputs))
-        if batch_size is None:
-            raise ValueError("initialize_latency cannot infer the batch size from inputs; pass batch_size=")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = _batch_size(batch_size, args, keyword_inputs)
+    _check_not_nested(search_space)
     containers = search_space.search_variants_containers
-    names = search_space.layout.container_names
-    for c, container in enumerate(containers):
-        if any(isinstance(m, SearchVariantsContainer) for m in container.search_variants.modules()):
-            raise ValueError(
-                f"container {names[c]!r} holds another SearchVariantsContainer; latency tables are additive "
-                "(one term per container) and do not support nested containers"
-            )
-    model = search_space.original_model
     param = next(search_space.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    calls: dict[nn.Module, list[_Call]] = {}
+    measure = functools.partial(_measure, calculator, name, batch_size=batch_size, device=device)
     with _inference(search_space):
-        with _recording(containers, calls):
-            model(*_clone(args), **_clone(keyword_inputs))
-        for c, container in enumerate(containers):
-            if container not in calls:
-                raise ValueError(
-                    f"container {names[c]!r} was not reached when running the search space on the inputs; "
-                    "every container must run in the forward pass"
-                )
+        calls = _record_containers(search_space, args, keyword_inputs)
         fixed = {container: [call.output for call in calls[container]] for container in containers}
-        constant = _measure(calculator, name, model, args, keyword_inputs, fixed, batch_size=batch_size, device=device)
+        constant = measure(search_space.original_model, args, keyword_inputs, fixed)
         operations = [
-            [
-                sum(
-                    _measure(calculator, name, candidate, call.args, call.kwargs, {}, batch_size=batch_size, device=device)
-                    for call in calls[container]
-                )
-                for candidate in container.search_variants
-            ]
+            [sum(measure(candidate, call.args, call.kwargs, {}) for call in calls[container])
+             for candidate in container.search_variants]
             for container in containers
         ]
     input_shapes = [

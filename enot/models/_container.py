@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["SearchVariantsContainer"]
+__all__ = ["ContainerHook", "SearchVariantsContainer"]
 
-# Signature of the hook a search optimizer installs on a container while it estimates architecture
-# gradients: ``hook(container, output, args, kwargs) -> output``.
+# Signature of an output hook (:meth:`SearchVariantsContainer.output_hook`); the search estimator
+# installs one per container: ``hook(container, output, args, kwargs) -> output``.
 ContainerHook = Callable[["SearchVariantsContainer", torch.Tensor, tuple, dict], torch.Tensor]
 
 
@@ -65,6 +66,29 @@ class SearchVariantsContainer(nn.Module):
         """Number of candidate operations."""
         return len(self.search_variants)
 
+    @contextlib.contextmanager
+    def output_hook(self, hook: ContainerHook) -> Iterator[None]:
+        """Context manager: inside, every call returns ``hook(self, output, args, kwargs)`` in place of
+        the selected candidate's ``output`` (``args``, ``kwargs``: the call's inputs).
+
+        The previous hook (usually none) is restored on exit.  Unlike ``register_forward_hook``, the
+        hook is read inside :meth:`forward`, also when the candidates are compiled (the container is a
+        graph break there).  The search estimator of ``enot.functional`` installs its paired hooks
+        this way.
+        """
+        if not callable(hook):
+            raise TypeError(f"output_hook expects a callable, got {hook!r}")
+        previous, self._hook = self._hook, hook
+        try:
+            yield
+        finally:
+            self._hook = previous
+
+    @property
+    def has_output_hook(self) -> bool:
+        """Whether an :meth:`output_hook` is installed."""
+        return self._hook is not None
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self._compiled is not None:
             return self._forward_compiled(*args, **kwargs)
@@ -84,7 +108,7 @@ class SearchVariantsContainer(nn.Module):
         return output
 
     def compile_candidates(self, **compile_kwargs: Any) -> None:
-        """Compiles every candidate with ``torch.compile`` (see ``enot.functional.compile_search_space``)."""
+        """Compiles every candidate with ``torch.compile`` (``SearchSpaceModel.compile_paths`` calls it)."""
         self._compiled = [torch.compile(variant, **compile_kwargs) for variant in self.search_variants]
 
     def extra_repr(self) -> str:

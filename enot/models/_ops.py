@@ -6,14 +6,14 @@ import re
 
 import torch
 from torch import nn
+from enot.functional._validate import check_int
 
 __all__ = ["SearchableFuseableSkipConv", "SearchableMobileInvertedBottleneck", "parse_op"]
 
 
 def _check_positive(op: str, **values: int) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+        check_int(value, name, minimum=1, where=f"{op}: ")
 
 
 class SearchableMobileInvertedBottleneck(nn.Module):

@@ -12,8 +12,11 @@ from torch import nn
 
 from enot.functional import _latency as latency_math
 from enot.functional import _layout as layout_lib
+from enot.functional import _random, _samplers
 from enot.functional import _sampling as sampling_lib
 from enot.models._container import SearchVariantsContainer
+from enot.models._latency_source import LatencySource
+from enot.models._portable import make_portable
 
 __all__ = ["SearchSpaceModel"]
 
@@ -63,7 +66,7 @@ class SearchSpaceModel(nn.Module):
         )
         self._layout = layout_lib.build_layout(self, self._container_names)
         self._output_distribution_optimized = False
-        self._latency_container = None  # set by enot.latency
+        self._latency_container: LatencySource | None = None  # set by apply_latency_container
         self._compiled_model: nn.Module | None = None  # set by compile_paths
 
     # ----------------------------------------------------------------------------------- structure
@@ -121,11 +124,20 @@ class SearchSpaceModel(nn.Module):
         finally:
             self.sample(previous)
 
-    def sample_random_arch(self, generator: torch.Generator | None = None) -> list[int]:
-        """Selects and returns an architecture drawn uniformly at random."""
-        architecture = [
-            int(torch.randint(n, (), generator=generator)) for n in self.layout.n_choices
-        ]
+    def sample_random_arch(
+        self, generator: torch.Generator | None = None, *, key: torch.Tensor | None = None
+    ) -> list[int]:
+        """Selects and returns an architecture drawn uniformly at random (the ``"uniform"`` sampler).
+
+        Args:
+            generator: Draws the seed of the key when ``key`` is not given (``None``: torch's global
+                generator, as ``torch.randint`` does).
+            key: An ``enot.functional.random`` key to draw from (the same key, the same architecture).
+        """
+        if key is None:
+            key = _random.key(int(torch.randint(0, 2**62, (), generator=generator)))
+        inputs = _samplers.SamplingInputs(self.layout.n_choices)
+        architecture = _samplers.sample_architectures(key, "uniform", inputs)[0]
         self.sample(architecture)
         return architecture
 
@@ -156,6 +168,11 @@ class SearchSpaceModel(nn.Module):
             return self._compiled_model(*args, **kwargs)
         return self.original_model(*args, **kwargs)
 
+    @property
+    def paths_compiled(self) -> bool:
+        """Whether :meth:`compile_paths` has run."""
+        return self._compiled_model is not None
+
     def compile_paths(self, **compile_kwargs: Any) -> None:
         """Compiles the search space so that any architecture runs through compiled graphs.
 
@@ -177,8 +194,6 @@ class SearchSpaceModel(nn.Module):
         It holds copies of the shared weights and buffers on that path and, in ``eval()``, computes
         the same outputs as the search space with that architecture selected.
         """
-        from enot.utils._portable import make_portable  # local: utils builds on models
-
         architecture = self._normalize(indices)
         chosen = dict(zip(self._containers, architecture))
         model = _copy_without_containers(self.original_model, chosen)
@@ -189,7 +204,6 @@ class SearchSpaceModel(nn.Module):
         return self.get_network_by_indexes(self.best_architecture_int)
 
     # ------------------------------------------------------------------ latency (enot.latency)
-    # Begin latency section: members over the applied SearchSpaceLatencyContainer.
     @property
     def latency_type(self) -> str | None:
         """Type of the applied latency container (``'mmac'``, ``'time'``, ...), ``None`` before."""
@@ -229,7 +243,7 @@ class SearchSpaceModel(nn.Module):
         """
         return latency_math.expected_latency(tuple(self.architecture_logits), self._latency_table())
 
-    def get_latency_container(self) -> Any:
+    def get_latency_container(self) -> LatencySource:
         """The applied :class:`enot.latency.SearchSpaceLatencyContainer`.
 
         Raises:
@@ -243,25 +257,28 @@ class SearchSpaceModel(nn.Module):
             )
         return self._latency_container
 
-    def apply_latency_container(self, container: Any) -> None:
+    def apply_latency_container(self, container: LatencySource) -> None:
         """Uses ``container`` as this search space's latency table.
 
+        Args:
+            container: An ``enot.latency.SearchSpaceLatencyContainer`` (or any :class:`LatencySource`).
+
         Raises:
-            TypeError: If ``container`` is not a ``SearchSpaceLatencyContainer``.
+            TypeError: If ``container`` is not a ``SearchSpaceLatencyContainer`` (has not the
+                members of :class:`LatencySource`).
             ValueError: If its container count or candidate counts differ from this search space's.
         """
-        from enot.latency._container import SearchSpaceLatencyContainer  # local: latency builds on models
-
-        if not isinstance(container, SearchSpaceLatencyContainer):
-            raise TypeError(f"apply_latency_container expects a SearchSpaceLatencyContainer, got {type(container).__name__}")
+        if not isinstance(container, LatencySource):
+            raise TypeError(
+                f"apply_latency_container expects a SearchSpaceLatencyContainer (latency_type, constant_latency, "
+                f"table(), check_matches()), got {type(container).__name__}"
+            )
         container.check_matches(self.layout.n_choices, self.layout.container_names)
         self._latency_container = container
 
     def _latency_table(self) -> latency_math.LatencyTable:
         logits = self.architecture_logits[0]
         return self.get_latency_container().table(dtype=logits.dtype, device=logits.device)
-
-    # End latency section.
     # ------------------------------------------------------------------ output distribution init
     @property
     def output_distribution_optimization_enabled(self) -> bool:
@@ -272,9 +289,10 @@ class SearchSpaceModel(nn.Module):
         """Data-dependent initialisation so that every path is a sensible network from step one.
 
         Runs the model on the sample batch ``(*args, **kwargs)`` and, container by container in
-        module-tree order (earlier containers on their default candidate), rescales each candidate's
-        last affine layer so that its output has the standard deviation of the container's input
-        (or, when shapes differ, the mean over candidates).
+        module-tree order (with the selected architecture), rescales each candidate's last affine
+        layer so that every candidate's output has the same standard deviation on the batch: the
+        geometric mean of the candidates' output standard deviations (three passes).  Buffers are
+        restored, so only weights change.
 
         Raises:
             RuntimeError: If called a second time.

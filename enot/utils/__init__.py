@@ -1,10 +1,15 @@
-"""Utilities: dataloader mapping, batch-norm recalibration, portable models."""
+"""Utilities: dataloader mapping, batch-norm recalibration, portable models, checkpoints."""
 
-from enot.utils._portable import make_portable
+from enot.models._portable import make_portable
+from enot.utils._checkpoint import Restored, load_checkpoint, save_checkpoint
 from enot.utils.batch_norm import tune_bn_stats
 from enot.utils.dataloader2model import default_sample_to_model_inputs
 
-__all__ = ["default_sample_to_model_inputs", "make_portable", "tune_bn_stats"]
-from enot.utils._checkpoint import Restored, load_checkpoint, save_checkpoint  # noqa: E402
-
-__all__ = sorted({*__all__, "Restored", "load_checkpoint", "save_checkpoint"})
+__all__ = [
+    "Restored",
+    "default_sample_to_model_inputs",
+    "load_checkpoint",
+    "make_portable",
+    "save_checkpoint",
+    "tune_bn_stats",
+]

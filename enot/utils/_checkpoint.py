@@ -87,7 +87,7 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def _is_search_space(model: nn.Module) -> bool:
-    from enot.models import SearchSpaceModel  # local: enot.models imports enot.utils
+    from enot.models import SearchSpaceModel  # local: importing enot.utils stays light (models sit below)
 
     return isinstance(model, SearchSpaceModel)
 

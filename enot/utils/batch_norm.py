@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
-from enot import functional as F
-from enot.utils.dataloader2model import default_sample_to_model_inputs
+import enot.functional as ef
+from enot.functional._validate import check_int
 
 __all__ = ["tune_bn_stats"]
-
-
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"tune_bn_stats: {name} must be a positive int, got {value!r}")
 
 
 @torch.no_grad()
@@ -28,7 +23,7 @@ def tune_bn_stats(
     set_momentums_none: bool = True,
     n_steps: int = 50,
     epochs: int = 1,
-    sample_to_model_inputs: Callable[[Any], tuple[tuple, dict]] = default_sample_to_model_inputs,
+    sample_to_model_inputs: ef.InputsFn = ef.default_sample_to_model_inputs,
 ) -> None:
     """Recalibrates the batch-norm running statistics of ``model`` in place.
 
@@ -44,14 +39,14 @@ def tune_bn_stats(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"tune_bn_stats expects an nn.Module, got {type(model).__name__}")
-    _check_count("n_steps", n_steps)
-    _check_count("epochs", epochs)
+    check_int(n_steps, "n_steps", minimum=1, where="tune_bn_stats: ")
+    check_int(epochs, "epochs", minimum=1, where="tune_bn_stats: ")
     buffers = dict(model.named_buffers())
-    if not F.batch_norm_buffer_names(model):
+    if not ef.batch_norm_buffer_names(model):
         return
     params = {n: p.detach() for n, p in model.named_parameters()}
     batches = itertools.chain.from_iterable(itertools.islice(dataloader, n_steps) for _ in range(epochs))
-    new = F.bn_tune(
+    new = ef.bn_tune(
         model, params, buffers, batches, sample_to_model_inputs=sample_to_model_inputs,
         reset=reset_bns, cumulative=set_momentums_none,
     )

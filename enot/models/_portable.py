@@ -7,6 +7,8 @@ import copy
 import torch.fx
 from torch import nn
 
+from enot.models._container import SearchVariantsContainer
+
 __all__ = ["is_enot_module", "make_portable"]
 
 
@@ -16,9 +18,11 @@ def is_enot_module(module: nn.Module) -> bool:
 
 
 def _convert(module: nn.Module) -> nn.Module:
-    from enot.models._container import SearchVariantsContainer  # local: models import utils lazily
-
-    if isinstance(module, SearchVariantsContainer) or hasattr(module, "search_variants_containers"):
+    if isinstance(module, SearchVariantsContainer) or (
+        is_enot_module(module) and any(isinstance(m, SearchVariantsContainer) for m in module.modules())
+    ):
+        # A container, or an enot module holding one (a SearchSpaceModel): torch.fx would trace one
+        # candidate and silently drop the choice.
         raise TypeError(
             f"make_portable got a {type(module).__name__}, which still holds a choice; extract one "
             "architecture first with search_space.get_network_by_indexes(architecture)"
