@@ -7,6 +7,7 @@ architectures drawn uniformly among those that meet the same bound (all from the
 weights, the same epochs, optimizer and seed), and prints their test accuracies and latencies.
 
     python benchmarks/search_quality.py [--pretrain-epochs 30] [--search-epochs 20] [--tune-epochs 5]
+                                        [--estimator two_path|first_order]
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--tune-epochs", type=int, default=5)
     parser.add_argument("--random", type=int, default=10)
     parser.add_argument("--fraction", type=float, default=0.5, help="bound = min + fraction * (max - min)")
+    parser.add_argument("--estimator", default="two_path", choices=list(ef.ESTIMATORS))
     args = parser.parse_args()
     train, val, test = _data()
     torch.manual_seed(0)
@@ -89,7 +91,7 @@ def main() -> None:
     bn_loader = _batches(*train, 64, 99)
     search = EnotFixedLatencySearchOptimizer(
         space, torch.optim.Adam(space.architecture_parameters(), lr=0.05), bound,
-        bn_tune_dataloader=bn_loader, bn_tune_batches=2, bn_validation_tune_batches=10,
+        bn_tune_dataloader=bn_loader, bn_tune_batches=2, bn_validation_tune_batches=10, estimator=args.estimator,
     )
     for epoch in range(args.search_epochs):
         for xb, yb in _batches(*val, 32, 500 + epoch):
