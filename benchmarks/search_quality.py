@@ -1,123 +1,222 @@
-"""Search quality on scikit-learn's digits: the found architecture against random ones under the same bound.
+"""Search quality against ground truth: does the public-API pipeline pick what stand-alone training would?
 
-Pretrains a small MobileNet-like search space on digits (8x8 grey images), measures its latency
-('mmac'), searches with `EnotFixedLatencySearchOptimizer` under a bound halfway between the
-fastest and the slowest architecture, then fine-tunes the found architecture and 10 random
-architectures drawn uniformly among those that meet the same bound (all from the supernet's
-weights, the same epochs, optimizer and seed), and prints their test accuracies and latencies.
+The space, data and stand-alone accuracies are those of `benchmarks/ground_truth/` (343 architectures
+of 3 containers x 7 ops on 14x14 MNIST, each trained stand-alone with 2 seeds; see its `table.json`).
+For every seed the pipeline runs as ENOT's tutorials do (closures that return nothing):
+`initialize_output_distribution_optimization`, `EnotPretrainOptimizer` around SGD with a cosine
+schedule on the train split, `initialize_latency('mmac')`, then for each of 3 latency bounds a copy of
+the pretrained supernet is searched with `EnotFixedLatencySearchOptimizer` (Adam on the architecture
+logits, search split = val, batch-norm tuning on the train split with the documented defaults 10/50)
+and `prepare_validation_model()` gives the pick.  The pick is scored by the ground truth (mean
+stand-alone test accuracy): regret = best feasible minus pick, in percentage points.  Printed beside
+it, on the same table and bounds: reference selectors (random feasible, largest that fits, best
+stand-alone validation accuracy, best BN-tuned supernet score among feasible) and the Kendall tau
+between the BN-tuned supernet's validation accuracy and the ground truth over all architectures (each
+path extracted, its batch norm recalibrated on `--score-bn-batches` train batches, scored on val).
 
-    python benchmarks/search_quality.py [--pretrain-epochs 30] [--search-epochs 20] [--tune-epochs 5]
-                                        [--estimator two_path|first_order]
+    python benchmarks/search_quality.py                 # 3 seeds, 40 pretrain epochs (~10-15 min, 1 core)
+    python benchmarks/search_quality.py --seeds 1 --pretrain-epochs 10
+    python benchmarks/search_quality.py --quick         # 1 seed, 3 pretrain epochs, tau on 100 architectures
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import statistics
+import sys
+import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as Fn
-from sklearn.datasets import load_digits
+from scipy.stats import kendalltau
+from torch.utils.data import DataLoader, TensorDataset
 
-import enot.functional as ef
-from enot.latency import initialize_latency
-from enot.models import SearchSpaceModel, build_mobilenet
-from enot.optimize import EnotFixedLatencySearchOptimizer, EnotPretrainOptimizer
+sys.path.insert(0, str(Path(__file__).resolve().parent / "ground_truth"))
+from space import OPS, QUANTILES, bounds as latency_bounds, build_search_space, load_data  # noqa: E402
 
-OPS = ["MIB_k=3_t=6", "MIB_k=5_t=3", "MIB_k=3_t=1", "conv1x1-skip"]
+from enot.latency import initialize_latency  # noqa: E402
+from enot.optimize import EnotFixedLatencySearchOptimizer, EnotPretrainOptimizer  # noqa: E402
+from enot.utils import tune_bn_stats  # noqa: E402
 
-
-def _data(seed: int = 0):
-    digits = load_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    x = (x - x.mean()) / x.std()
-    y = torch.tensor(digits.target, dtype=torch.long)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    x, y = x[perm], y[perm]
-    return (x[:1000], y[:1000]), (x[1000:1300], y[1000:1300]), (x[1300:], y[1300:])
+TABLE = Path(__file__).resolve().parent / "ground_truth" / "table.json"
 
 
-def _batches(x, y, size, seed):
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    return [(x[perm[i : i + size]], y[perm[i : i + size]]) for i in range(0, len(y), size)]
+def _load_table(path: Path) -> dict[tuple[int, ...], dict]:
+    rows = json.loads(path.read_text())["architectures"]
+    return {tuple(r["architecture"]): r for r in rows}
 
 
-def _accuracy(net, x, y) -> float:
-    net.eval()
-    with torch.no_grad():
-        return float((net(x).argmax(1) == y).float().mean())
+@torch.no_grad()
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    return float((model(x).argmax(1) == y).float().mean())
 
 
-def _tune(net, train, test, epochs: int, seed: int) -> float:
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    for epoch in range(epochs):
-        net.train()
-        for xb, yb in _batches(*train, 64, 1000 + epoch):
-            opt.zero_grad()
-            Fn.cross_entropy(net(xb), yb).backward()
-            opt.step()
-    return _accuracy(net, *test)
+def _pretrain(seed: int, data: dict, epochs: int, batch: int) -> torch.nn.Module:
+    x_train, y_train = data["train"]
+    space = build_search_space(seed)
+    initialize_latency("mmac", space, (x_train[:1],))
+    space.initialize_output_distribution_optimization(x_train[:256])
+    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.SGD(space.model_parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    enot_optimizer = EnotPretrainOptimizer(space, optimizer, seed=seed)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(enot_optimizer, T_max=max(1, epochs * len(loader)))
+    space.train()
+    for _ in range(epochs):
+        for inputs, labels in loader:
+            enot_optimizer.zero_grad()
+
+            def closure() -> None:
+                Fn.cross_entropy(space(inputs), labels).backward()
+
+            enot_optimizer.step(closure)
+            scheduler.step()
+    return space
+
+
+def _search(
+    space: torch.nn.Module, bound: float, data: dict, bn_loader: DataLoader, epochs: int, seed: int,
+    estimator: str = "two_path",
+) -> list[int]:
+    x_val, y_val = data["val"]
+    loader = DataLoader(TensorDataset(x_val, y_val), batch_size=64, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.Adam(space.architecture_parameters(), lr=0.1)
+    enot_optimizer = EnotFixedLatencySearchOptimizer(space, optimizer, bound, bn_tune_dataloader=bn_loader,
+                                                     estimator=estimator)
+    for _ in range(epochs):
+        for inputs, labels in loader:
+            enot_optimizer.zero_grad()
+
+            def closure() -> None:
+                enot_optimizer.modify_loss(Fn.cross_entropy(space(inputs), labels)).backward()
+
+            enot_optimizer.step(closure)
+    return enot_optimizer.prepare_validation_model()
+
+
+def _supernet_scores(space, architectures, data, bn_loader, bn_batches: int) -> dict[tuple[int, ...], float]:
+    """Validation accuracy of each architecture's path, extracted and batch-norm tuned on the train split."""
+    scores = {}
+    for arch in architectures:
+        net = space.get_network_by_indexes(list(arch))
+        tune_bn_stats(net, bn_loader, n_steps=bn_batches)
+        scores[arch] = _accuracy(net, *data["val"])
+    return scores
+
+
+def _figures(pick: tuple[int, ...], bound: float, table: dict) -> dict:
+    feasible = [r["mean_test_accuracy"] for r in table.values() if r["mmac"] <= bound]
+    acc = table[pick]["mean_test_accuracy"]
+    if table[pick]["mmac"] > bound:
+        raise RuntimeError(f"pick {list(pick)} exceeds the bound: {table[pick]['mmac']} > {bound}")
+    return {
+        "regret": 100 * (max(feasible) - acc),
+        "percentile": 100 * sum(a <= acc for a in feasible) / len(feasible),
+        "use": table[pick]["mmac"] / bound,
+    }
+
+
+def _summary(name: str, rows: list[dict]) -> str:
+    regrets = [r["regret"] for r in rows]
+    return (f"| {name} | {statistics.fmean(regrets):.2f} | {max(regrets):.2f} | "
+            f"{statistics.fmean(r['percentile'] for r in rows):.1f} | {statistics.median(r['use'] for r in rows):.1%} | "
+            f"{min(r['use'] for r in rows):.1%} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrain-epochs", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=3, help="pipeline seeds 0..N-1 (default 3)")
+    parser.add_argument("--pretrain-epochs", type=int, default=40)
     parser.add_argument("--search-epochs", type=int, default=20)
-    parser.add_argument("--tune-epochs", type=int, default=5)
-    parser.add_argument("--random", type=int, default=10)
-    parser.add_argument("--fraction", type=float, default=0.5, help="bound = min + fraction * (max - min)")
-    parser.add_argument("--estimator", default="two_path", choices=list(ef.ESTIMATORS))
+    parser.add_argument("--batch", type=int, default=64, help="pretrain batch size")
+    parser.add_argument("--score-bn-batches", type=int, default=10,
+                        help="batch-norm tuning batches (of 64 train images) per architecture scored for tau")
+    parser.add_argument("--tau-architectures", type=int, default=0,
+                        help="score a fixed random subset of this many architectures (0: all)")
+    parser.add_argument("--quick", action="store_true", help="--seeds 1 --pretrain-epochs 3 --search-epochs 2 "
+                        "--tau-architectures 100 (a smoke run: figures are not comparable)")
+    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--estimator", default="two_path", help="search estimator: two_path or first_order")
     args = parser.parse_args()
-    train, val, test = _data()
-    torch.manual_seed(0)
-    model = build_mobilenet(OPS, num_classes=10, blocks_out_channels=[16, 24, 32], blocks_count=[2, 2, 2],
-                            blocks_stride=[1, 2, 1], in_channels=1, stem_channels=16, stem_out_channels=16,
-                            last_channels=64)
-    space = SearchSpaceModel(model)
-    space.initialize_output_distribution_optimization(train[0][:128])
-    pre = EnotPretrainOptimizer(space, torch.optim.Adam(space.model_parameters(), lr=3e-3), sampler="fair")
-    for epoch in range(args.pretrain_epochs):
-        space.train()
-        for xb, yb in _batches(*train, 64, epoch):
-            pre.zero_grad()
-            pre.step(lambda: Fn.cross_entropy(space(xb), yb).backward())
-    container = initialize_latency("mmac", space, train[0][:8])
-    table = container.table()
-    lo, hi = float(ef.min_latency(table)), float(ef.max_latency(table))
-    bound = lo + args.fraction * (hi - lo)
-    print(f"{len(table.operations)} containers x {len(OPS)} ops {OPS}; mmac min {lo:.3f} max {hi:.3f} bound {bound:.3f}")
+    if args.quick:
+        args.seeds, args.pretrain_epochs, args.search_epochs, args.tau_architectures = 1, 3, 2, 100
+    torch.set_num_threads(args.threads)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    table = _load_table(args.table)
+    data = load_data()
+    bn_loader = DataLoader(TensorDataset(*data["train"]), batch_size=64)
+    latencies = sorted(r["mmac"] for r in table.values())
+    bounds = latency_bounds(latencies)
+    architectures = sorted(table)
+    scored = architectures
+    if args.tau_architectures:
+        perm = torch.randperm(len(architectures), generator=torch.Generator().manual_seed(0)).tolist()
+        scored = sorted(architectures[i] for i in perm[: args.tau_architectures])
+    truth = {a: table[a]["mean_test_accuracy"] for a in architectures}
+    print(f"ground truth: {len(table)} architectures of {len(next(iter(table)))} containers x {len(OPS)} ops {OPS}, "
+          f"MMAC {latencies[0]:.4f}..{latencies[-1]:.4f}; bounds {[round(b, 4) for b in bounds]} "
+          f"(quantiles {QUANTILES} of all MMAC; feasible {[sum(l <= b for l in latencies) for b in bounds]})")
+    print(f"pipeline: pretrain {args.pretrain_epochs} epochs, search {args.search_epochs} epochs, seeds {args.seeds}; "
+          f"tau over {'all' if len(scored) == len(architectures) else len(scored)} architectures", flush=True)
 
-    bn_loader = _batches(*train, 64, 99)
-    search = EnotFixedLatencySearchOptimizer(
-        space, torch.optim.Adam(space.architecture_parameters(), lr=0.05), bound,
-        bn_tune_dataloader=bn_loader, bn_tune_batches=2, bn_validation_tune_batches=10, estimator=args.estimator,
-    )
-    for epoch in range(args.search_epochs):
-        for xb, yb in _batches(*val, 32, 500 + epoch):
-            search.zero_grad()
-            search.step(lambda: search.modify_loss(Fn.cross_entropy(space(xb), yb)).backward())
-    found = search.prepare_validation_model()
-    probs = [round(float(p.max()), 2) for p in space.architecture_probabilities]
-    print(f"found {found} ({[OPS[k] for k in found]}), max probabilities {probs}")
-
-    keys = ef.random.split(ef.random.key(123), args.random)
-    uniform = [torch.zeros(len(OPS)) for _ in table.operations]
-    randoms = [ef.sample_feasible_architecture(k, uniform, table, bound) for k in keys]
-    rows = []
-    for name, arch in [("found", found)] + [(f"random {i}", a) for i, a in enumerate(randoms)]:
-        net = space.get_network_by_indexes(arch)
-        acc = _tune(net, train, test, args.tune_epochs, seed=0)
-        latency = float(ef.architecture_latency(arch, table))
-        rows.append((name, arch, latency, acc))
-        print(f"{name:10s} {arch}  mmac {latency:7.3f} ({latency / bound:5.1%} of bound)  test accuracy {acc:.4f}")
-    accs = [r[3] for r in rows[1:]]
-    rank = 1 + sum(a > rows[0][3] for a in accs)
-    print(f"found: accuracy {rows[0][3]:.4f}, latency {rows[0][2]:.3f} ({rows[0][2] / bound:.1%} of bound); "
-          f"random: mean accuracy {statistics.mean(accs):.4f}, best {max(accs):.4f}, worst {min(accs):.4f}, "
-          f"mean latency {statistics.mean(r[2] for r in rows[1:]):.3f}; found ranks {rank} of {len(rows)}")
-    skips = sum(OPS[k] == "conv1x1-skip" for k in found)
-    print(f"skip connections in the found architecture: {skips} of {len(found)}")
+    rows: dict[str, list[dict]] = {k: [] for k in ["pipeline", "supernet, all feasible scored", "random feasible",
+                                                   "largest that fits", "stand-alone validation accuracy"]}
+    taus, timings = [], {"pretrain": [], "search": [], "score": []}
+    for seed in range(args.seeds):
+        t0 = time.perf_counter()
+        space = _pretrain(seed, data, args.pretrain_epochs, args.batch)
+        timings["pretrain"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        scores = _supernet_scores(space, scored, data, bn_loader, bn_batches=args.score_bn_batches)
+        timings["score"].append(time.perf_counter() - t0)
+        tau = float(kendalltau([scores[a] for a in scored], [truth[a] for a in scored]).statistic)
+        taus.append(tau)
+        print(f"seed {seed}: pretrain {timings['pretrain'][-1]:.0f} s; BN-tuned supernet vs ground truth: "
+              f"Kendall tau {tau:.3f} ({timings['score'][-1]:.0f} s)", flush=True)
+        for b, bound in enumerate(bounds):
+            feasible = [a for a in architectures if table[a]["mmac"] <= bound]
+            t0 = time.perf_counter()
+            pick = tuple(_search(copy.deepcopy(space), bound, data, bn_loader, args.search_epochs, seed,
+                                 args.estimator))
+            timings["search"].append(time.perf_counter() - t0)
+            generator = torch.Generator().manual_seed(1000 * seed + b)
+            picks = {
+                "pipeline": pick,
+                "random feasible": feasible[int(torch.randint(len(feasible), (1,), generator=generator))],
+                "largest that fits": max(feasible, key=lambda a: table[a]["mmac"]),
+                "stand-alone validation accuracy": max(feasible, key=lambda a: table[a]["mean_val_accuracy"]),
+            }
+            if len(scored) == len(architectures):
+                picks["supernet, all feasible scored"] = max(feasible, key=lambda a: scores[a])
+            for name, arch in picks.items():
+                rows[name].append(_figures(arch, bound, table))
+            f = rows["pipeline"][-1]
+            print(f"  bound {bound:.4f}: pick {list(pick)} {[OPS[k] for k in pick]} mmac {table[pick]['mmac']:.4f} "
+                  f"({f['use']:.1%}), regret {f['regret']:.2f} pp, percentile {f['percentile']:.1f} "
+                  f"({timings['search'][-1]:.0f} s)", flush=True)
+    print(f"\n{args.seeds} seeds x {len(bounds)} bounds; regret in pp of mean stand-alone test accuracy vs the best "
+          f"feasible; percentile among feasible (100 = best); budget use = pick MMAC / bound")
+    print("| selector | mean regret | worst regret | mean percentile | median budget use | lowest budget use |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, selector_rows in rows.items():
+        if selector_rows:
+            print(_summary(name, selector_rows))
+    expected = [statistics.fmean(100 * (max(truth[a] for a in architectures if table[a]["mmac"] <= bound) - truth[a])
+                                 for a in architectures if table[a]["mmac"] <= bound) for bound in bounds]
+    print(f"random feasible, exact expectation of regret per bound: {[round(e, 2) for e in expected]} pp")
+    standalone_tau = float(kendalltau([table[a]["mean_val_accuracy"] for a in scored], [truth[a] for a in scored]).statistic)
+    print(f"Kendall tau (BN-tuned supernet val accuracy vs ground truth): mean {statistics.fmean(taus):.3f}, "
+          f"per seed {[round(t, 3) for t in taus]}; reference: stand-alone mean val accuracy vs the same "
+          f"{standalone_tau:.3f}")
+    print(f"wall time: total {time.perf_counter() - start:.0f} s (CPU {time.process_time() - cpu_start:.0f} s); per seed pretrain "
+          f"{statistics.fmean(timings['pretrain']):.0f} s, scoring {statistics.fmean(timings['score']):.0f} s; "
+          f"per search {statistics.fmean(timings['search']):.1f} s")
 
 
 if __name__ == "__main__":

@@ -176,8 +176,10 @@ def test_mobilenet_blocks_and_ops():
     assert isinstance(first[2], SearchableFuseableSkipConv) and not isinstance(first[2].ops, nn.Identity)
     second = space.search_variants_containers[1].search_variants
     assert second[0].use_residual and isinstance(second[2].ops, nn.Identity)
-    with pytest.raises(ValueError, match="unknown search op 'MIB_k=3'"):
-        build_mobilenet(["MIB_k=3"])
+    with pytest.raises(ValueError, match="unknown search op 'MBI_k=3'"):
+        build_mobilenet(["MBI_k=3"])
+    with pytest.raises(ValueError, match="unknown argument 'e=3'"):
+        build_mobilenet(["MIB_k=3_e=3"])
     with pytest.raises(ValueError, match="blocks_count has 1 entries"):
         build_mobilenet(["conv1x1-skip"], blocks_out_channels=[8, 16], blocks_count=[1], blocks_stride=[1, 1])
     with pytest.raises(ValueError, match="kernel_size must be odd"):

@@ -229,9 +229,22 @@ def test_fixed_latency_errors():
     user = torch.optim.Adam(ss.architecture_parameters())
     with pytest.raises(ValueError, match=r"minimum latency of the search space \(0\.(9|8999)"):
         EnotFixedLatencySearchOptimizer(ss, user, 0.6)
+    # Built before the space has latency (as the resolution searcher needs): the clear error comes at
+    # the first use of latencies, and nothing has changed by then.
     bare = scale_toy_space()
+    lazy = EnotFixedLatencySearchOptimizer(bare, torch.optim.Adam(bare.architecture_parameters()), 5.0)
+    before = [p.detach().clone() for p in bare.architecture_parameters()]
     with pytest.raises(RuntimeError, match="initialize_latency"):
-        EnotFixedLatencySearchOptimizer(bare, torch.optim.Adam(bare.architecture_parameters()), 5.0)
+        lazy.step(lambda: None)
+    with pytest.raises(RuntimeError, match="initialize_latency"):
+        lazy.prepare_validation_model()
+    with pytest.raises(RuntimeError, match="initialize_latency"):
+        lazy.modify_loss(torch.tensor(1.0))
+    assert all(torch.equal(a, b) for a, b in zip(before, bare.architecture_parameters()))
+    # Latency applied later: the bound is checked against it at first use.
+    bare.apply_latency_container(ss.get_latency_container())
+    with pytest.raises(ValueError, match="minimum latency of the search space"):
+        EnotFixedLatencySearchOptimizer(bare, torch.optim.Adam(bare.architecture_parameters()), 0.6).step(lambda: None)
     assert isinstance(build_enot_optimizer("search", ss, user, max_latency_value=30.0), EnotFixedLatencySearchOptimizer)
     assert type(build_enot_optimizer("search", ss, user)) is EnotSearchOptimizer
     with pytest.raises(ValueError, match="unknown options"):

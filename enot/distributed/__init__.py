@@ -8,6 +8,15 @@ arguments (``reduce_grads=GradientReducer()``).  See ``docs/distributed.md``.
 from torch.utils.data.distributed import DistributedSampler
 
 from enot.distributed._ddp import check_not_ddp, no_ddp_forward
+from enot.distributed._enot2 import (
+    extract_data_from_queue,
+    init_torch,
+    is_dist,
+    is_local_master,
+    is_master,
+    local_rank,
+    sync_model,
+)
 from enot.distributed._env import (
     DistributedInfo,
     barrier,
@@ -29,14 +38,21 @@ __all__ = sorted([
     "barrier",
     "check_not_ddp",
     "destroy",
+    "extract_data_from_queue",
     "fingerprint",
     "get_rank",
     "get_world_size",
     "init_from_env",
+    "init_torch",
+    "is_dist",
     "is_distributed",
+    "is_local_master",
     "is_main_process",
+    "is_master",
+    "local_rank",
     "main_process_only",
     "no_ddp_forward",
     "print_main",
     "save_checkpoint",
+    "sync_model",
 ])

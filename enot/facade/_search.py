@@ -307,8 +307,11 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             :meth:`modify_loss` adds.
 
     Raises:
-        RuntimeError: If the search space has no latency (call ``enot.latency.initialize_latency``).
-        ValueError: If ``max_latency_value`` is below the search space's minimum latency (stating it).
+        RuntimeError: At the first step, :meth:`modify_loss` or :meth:`prepare_validation_model` that
+            needs latencies, if the search space has none (call ``enot.latency.initialize_latency``).
+            The optimizer may be built before the space has latency.
+        ValueError: If ``max_latency_value`` is below the search space's minimum latency (stating
+            it): at construction when the space has latency then, else where its latency is first used.
     """
 
     _options = ("estimator", "latency_loss_weight", "reducer", "seed")
@@ -329,18 +332,10 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             sample_to_model_inputs, **options,
         )
         name = type(self).__name__
-        if getattr(search_space, "latency_type", None) is None:
-            raise RuntimeError(
-                f"{name}: the search space has no latency; call enot.latency.initialize_latency(latency_type, "
-                "search_space, inputs) (or search_space.apply_latency_container(container)) first"
-            )
         self._max_latency_value = check_number(max_latency_value, "max_latency_value", minimum=None, where=f"{name}: ")
-        minimum = float(ef.min_latency(self._table()))
-        if minimum > self._max_latency_value:
-            raise ValueError(
-                f"{name}: max_latency_value={self._max_latency_value!r} is below the minimum latency of the "
-                f"search space ({minimum!r}); no architecture meets it"
-            )
+        self._checked_container: Any = None  # the latency container whose minimum was checked last
+        if getattr(search_space, "latency_type", None) is not None:
+            self._table()  # the bound is checked now when the space has latency, else at first use
         self._latency_loss_weight = check_number(
             options.get("latency_loss_weight", 1.0), "latency_loss_weight", finite=False, where=f"{name}: "
         )
@@ -351,7 +346,30 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         return self._max_latency_value
 
     def _table(self) -> ef.LatencyTable:
-        return self.search_space.get_latency_container().table(dtype=torch.float64)
+        """The space's latency table; checks that it exists and that the bound is reachable.
+
+        Construction may precede latency (``ResolutionSearcherWithFixedLatencyIterator`` initialises it
+        per resolution), so the checks run here, at the first step that needs latencies, and again
+        whenever the space's latency container is replaced.
+        """
+        name = type(self).__name__
+        ss = self.search_space
+        if getattr(ss, "latency_type", None) is None:
+            raise RuntimeError(
+                f"{name}: the search space has no latency; call enot.latency.initialize_latency(latency_type, "
+                "search_space, inputs) (or search_space.apply_latency_container(container)) first"
+            )
+        container = ss.get_latency_container()
+        table = container.table(dtype=torch.float64)
+        if container is not self._checked_container:
+            minimum = float(ef.min_latency(table))
+            if minimum > self._max_latency_value:
+                raise ValueError(
+                    f"{name}: max_latency_value={self._max_latency_value!r} is below the minimum latency of the "
+                    f"search space ({minimum!r}); no architecture meets it"
+                )
+            self._checked_container = container
+        return table
 
     def _latency_bound(self) -> tuple[ef.LatencyTable | None, float | None]:
         return self._table(), self._max_latency_value

@@ -13,6 +13,7 @@ from enot.latency._calculators import (
     register_calculator,
 )
 from enot.latency._container import SearchSpaceLatencyContainer
+from enot.latency._helpers import LatencyMixin, MacCalculatorPthflops, MacCalculatorThop, conv_mac_count
 from enot.latency._initialize import initialize_latency
 from enot.latency._plot import plot_latency_heatmap
 from enot.latency._stats import (
@@ -27,11 +28,15 @@ from enot.latency._stats import (
 
 __all__ = sorted([
     "LatencyCalculator",
+    "LatencyMixin",
     "MacCalculator",
+    "MacCalculatorPthflops",
+    "MacCalculatorThop",
     "SearchSpaceLatencyContainer",
     "TimeCalculator",
     "available_calculators",
     "best_arch_latency",
+    "conv_mac_count",
     "current_latency",
     "initialize_latency",
     "max_latency",

@@ -111,7 +111,7 @@ class TimeCalculator:
 
 _REGISTRY: dict[str, Callable[..., LatencyCalculator]] = {"mmac": MacCalculator, "time": TimeCalculator}
 # Names that ENOT 2.x scripts pass; all count with PyTorch's FLOP counter here.
-_ALIASES = {"mmac.thop": "mmac", "mmac.fvcore": "mmac", "mmac.pytorch": "mmac"}
+_ALIASES = {"mmac.thop": "mmac", "mmac.fvcore": "mmac", "mmac.pthflops": "mmac", "mmac.pytorch": "mmac"}
 
 
 def available_calculators() -> list[str]:

@@ -2,7 +2,9 @@
 
 from enot.models._container import SearchVariantsContainer
 from enot.models._ops import SearchableFuseableSkipConv, SearchableMobileInvertedBottleneck
+from enot.models._registry import register_searchable_op
 from enot.models._search_space import SearchSpaceModel
+from enot.models._simple_block import build_simple_block_model
 from enot.models.mobilenet import MobileNetBaseHead, MobileNetBaseStem, build_mobilenet
 
 __all__ = sorted([
@@ -13,4 +15,6 @@ __all__ = sorted([
     "SearchableFuseableSkipConv",
     "SearchableMobileInvertedBottleneck",
     "build_mobilenet",
+    "build_simple_block_model",
+    "register_searchable_op",
 ])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import torch
 from torch import nn
 from enot.functional._validate import check_int
+
+from enot.models._registry import build_searchable_op, register_searchable_op
 
 __all__ = ["SearchableFuseableSkipConv", "SearchableMobileInvertedBottleneck", "parse_op"]
 
@@ -16,6 +16,7 @@ def _check_positive(op: str, **values: int) -> None:
         check_int(value, name, minimum=1, where=f"{op}: ")
 
 
+@register_searchable_op("MIB", {"k": ("kernel_size", int), "t": ("expand_ratio", int)})
 class SearchableMobileInvertedBottleneck(nn.Module):
     """MobileNetV2 inverted bottleneck: 1x1 expansion, depthwise ``kernel_size`` conv, 1x1 projection.
 
@@ -48,6 +49,7 @@ class SearchableMobileInvertedBottleneck(nn.Module):
         return x + out if self.use_residual else out
 
 
+@register_searchable_op("conv1x1-skip")
 class SearchableFuseableSkipConv(nn.Module):
     """Identity when shapes allow (``stride == 1``, equal channels), else a 1x1 conv + BN."""
 
@@ -63,17 +65,7 @@ class SearchableFuseableSkipConv(nn.Module):
         return self.ops(x)
 
 
-_MIB = re.compile(r"^MIB_k=(\d+)_t=(\d+)$")
-OP_FORMATS = ("'MIB_k=<odd kernel>_t=<expansion>'", "'conv1x1-skip'")
-
-
 def parse_op(op: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
-    """Builds the operation named by an op string (``'MIB_k=3_t=6'`` or ``'conv1x1-skip'``)."""
-    if not isinstance(op, str):
-        raise TypeError(f"search op must be a string, got {op!r}")
-    if op == "conv1x1-skip":
-        return SearchableFuseableSkipConv(in_channels, out_channels, stride)
-    match = _MIB.match(op)
-    if match is None:
-        raise ValueError(f"unknown search op {op!r}; allowed formats: {', '.join(OP_FORMATS)}")
-    return SearchableMobileInvertedBottleneck(in_channels, out_channels, int(match[1]), stride, int(match[2]))
+    """Builds the operation named by an op string (``'MIB_k=3_t=6'``, ``'conv1x1-skip'`` or a
+    registered one, see :func:`enot.models.register_searchable_op`)."""
+    return build_searchable_op(op, in_channels, out_channels, stride)

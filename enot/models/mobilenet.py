@@ -34,12 +34,21 @@ class MobileNetBaseStem(nn.Module):
 
 
 class MobileNetBaseHead(nn.Module):
-    """1x1 conv to ``last_channels`` + BN + ReLU6, global average pooling, dropout, linear classifier."""
+    """1x1 conv to ``last_channels`` + BN + ReLU6, global average pooling, dropout, linear classifier.
 
-    def __init__(self, in_channels: int, num_classes: int = 10, last_channels: int = 1280, dropout_rate: float = 0.0) -> None:
+    Args:
+        bottleneck_channels: Channels of the input (the last block's output).
+        last_channels: Channels of the 1x1 conv before pooling.
+        num_classes: Outputs of the classifier.
+        dropout_rate: Dropout before the classifier.
+    """
+
+    def __init__(self, bottleneck_channels: int, last_channels: int = 1280, num_classes: int = 10,
+                 dropout_rate: float = 0.0) -> None:
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, last_channels, 1, bias=False), nn.BatchNorm2d(last_channels), nn.ReLU6(inplace=True)
+            nn.Conv2d(bottleneck_channels, last_channels, 1, bias=False), nn.BatchNorm2d(last_channels),
+            nn.ReLU6(inplace=True),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout_rate)
@@ -98,5 +107,6 @@ def build_mobilenet(
             s = stride if i == 0 else 1
             layers.append(SearchVariantsContainer([parse_op(op, channels, width, s) for op in search_ops]))
             channels = width
-    layers.append(MobileNetBaseHead(channels, num_classes, last_channels, dropout_rate))
+    layers.append(MobileNetBaseHead(channels, last_channels=last_channels, num_classes=num_classes,
+                                    dropout_rate=dropout_rate))
     return nn.Sequential(*layers)
