@@ -15,6 +15,8 @@ from enot.functional._latency import (
     enumerate_latencies,
     expected_latency,
     latency_distribution,
+    latency_penalty,
+    latency_sum,
     latency_table,
     max_latency,
     max_latency_architecture,
@@ -46,6 +48,7 @@ from enot.functional._sampling import (
     uniform_architecture,
 )
 from enot.functional._search import (
+    ESTIMATORS,
     SearchSample,
     SearchState,
     next_search_sample,
@@ -53,10 +56,10 @@ from enot.functional._search import (
     search_gradients,
     search_init,
     search_step,
+    two_path_output,
 )
 from enot.functional._selection import (
     architecture_log_probability,
-    min_feasible_latency,
     sample_feasible_architecture,
     select_architecture,
 )
@@ -67,6 +70,7 @@ from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sam
 __all__ = [
     "AdamState",
     "Apply",
+    "ESTIMATORS",
     "InputsFn",
     "LatencyDistribution",
     "LatencyTable",
@@ -96,13 +100,14 @@ __all__ = [
     "expected_latency",
     "fair_architectures",
     "latency_distribution",
+    "latency_penalty",
+    "latency_sum",
     "latency_table",
     "make_apply",
     "max_latency",
     "max_latency_architecture",
     "mean_latency",
     "median_latency",
-    "min_feasible_latency",
     "min_latency",
     "min_latency_architecture",
     "next_architectures",
@@ -123,6 +128,7 @@ __all__ = [
     "sgd",
     "split_search_space",
     "subtree",
+    "two_path_output",
     "uniform_architecture",
     "validate_architecture",
     "write_trees",
