@@ -115,6 +115,13 @@ def _float64_table(table: LatencyTable | None) -> LatencyTable | None:
     return latency_table(table.constant, [o.detach().to("cpu", torch.float64) for o in table.operations])
 
 
+def _as_int(value: Any) -> Any:
+    """``value`` as a Python int when it is an integer of any kind (numpy, 0-d tensor), else unchanged."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        return int(value)
+    return int(value) if isinstance(value, numbers.Integral) else value
+
+
 def _check_problem(
     n_choices: Sequence[int] | None, table: LatencyTable | None, max_latency: float | None
 ) -> tuple[tuple[int, ...], LatencyTable | None, float | None]:
@@ -125,7 +132,7 @@ def _check_problem(
         if table is None:
             raise ValueError("give n_choices or a latency table")
         n_choices = tuple(o.numel() for o in table.operations)
-    n_choices = tuple(check_int(int(n), "n_choices entries", minimum=1) for n in n_choices)
+    n_choices = tuple(check_int(n if isinstance(n, bool) else _as_int(n), "n_choices entries", minimum=1) for n in n_choices)
     if not n_choices:
         raise ValueError("n_choices must name at least one container")
     if table is not None and tuple(o.numel() for o in table.operations) != n_choices:
