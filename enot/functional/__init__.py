@@ -8,6 +8,16 @@ into a module, and says so).  Random keys live in :mod:`enot.functional.random`.
 
 from enot.functional import random
 from enot.functional._bn import batch_norm_buffer_names, bn_tune
+from enot.functional._evolution import (
+    EvolutionConfig,
+    EvolutionResult,
+    EvolutionState,
+    bn_tuned_evaluation,
+    evolution_best,
+    evolution_init,
+    evolution_search,
+    evolution_step,
+)
 from enot.functional._latency import (
     LatencyDistribution,
     LatencyTable,
@@ -71,6 +81,9 @@ __all__ = [
     "AdamState",
     "Apply",
     "ESTIMATORS",
+    "EvolutionConfig",
+    "EvolutionResult",
+    "EvolutionState",
     "InputsFn",
     "LatencyDistribution",
     "LatencyTable",
@@ -94,9 +107,14 @@ __all__ = [
     "batch_norm_buffer_names",
     "best_architecture",
     "bn_tune",
+    "bn_tuned_evaluation",
     "categorical_architecture",
     "default_sample_to_model_inputs",
     "enumerate_latencies",
+    "evolution_best",
+    "evolution_init",
+    "evolution_search",
+    "evolution_step",
     "expected_latency",
     "fair_architectures",
     "latency_distribution",
