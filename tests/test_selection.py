@@ -143,3 +143,15 @@ def test_feasible_alternatives():
     masks = feasible_alternatives([0, 0], table, 3.0)
     assert masks[0].tolist() == [True, False] and masks[1].tolist() == [True, False, True]
     assert all(m.all() for m in feasible_alternatives([1, 1], table, None))
+
+
+@pytest.mark.parametrize("bound", [0.0, 4.9e-324, 1e-320])
+def test_sampling_with_subnormal_latencies_stays_exact(bound):
+    # Hypothesis found a table holding the smallest subnormal float with a bound of 0: the grid's step
+    # underflowed to 0 (ZeroDivisionError).  Every draw must still be feasible and follow p restricted.
+    table = ef.LatencyTable(0.0, [torch.tensor([0.0, 4.9e-324], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64)])
+    logits = [torch.zeros(2), torch.zeros(2)]
+    draws = [tuple(ef.sample_feasible_architecture(ef.random.key(i), logits, table, bound)) for i in range(300)]
+    feasible = {a for a in [(0, 0), (0, 1), (1, 0), (1, 1)] if float(ef.architecture_latency(list(a), table)) <= bound}
+    assert set(draws) <= feasible
+    assert set(draws) == feasible  # both feasible architectures are equally likely: 300 draws see each

@@ -17,6 +17,7 @@ feasibility with that same sum, so "feasible" means the same number everywhere.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -438,6 +439,8 @@ class _GridProposal:
         slack = bound - _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
         span = max(slack, max(float(e.max()) for e in excess), 0.0)
         step = (slack if slack > 0 else span if span > 0 else 1.0) / grid
+        if not step >= sys.float_info.min:  # a subnormal slack or span: quotients lose their precision
+            step = 1.0  # every tiny excess rounds down to 0 units: still a superset of the feasible set
         self.budget = int(math.ceil(max(slack, 0.0) / step)) + len(ops) + 1  # one spare unit per rounding
         with np.errstate(over="ignore"):
             self.units = [np.minimum(np.floor(e / step), self.budget + 1).astype(np.int64) for e in excess]
