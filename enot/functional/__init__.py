@@ -32,6 +32,7 @@ from enot.functional._pretrain import (
     pretrain_init,
     pretrain_step,
 )
+from enot.functional._sandwich import Sandwich, check_sandwich, distillation_loss, extreme_architectures, sandwich_architectures
 from enot.functional._samplers import (
     Sampler,
     SamplingInputs,
@@ -110,6 +111,11 @@ __all__ = [
     "paired_hooks",
     "path_gradients",
     "path_names",
+    "Sandwich",
+    "check_sandwich",
+    "distillation_loss",
+    "extreme_architectures",
+    "sandwich_architectures",
     "pretrain_init",
     "pretrain_step",
     "random",
