@@ -17,6 +17,10 @@ path extracted, its batch norm recalibrated on `--score-bn-batches` train batche
     python benchmarks/search_quality.py                 # 3 seeds, 40 pretrain epochs (~10-15 min, 1 core)
     python benchmarks/search_quality.py --seeds 1 --pretrain-epochs 10
     python benchmarks/search_quality.py --quick         # 1 seed, 3 pretrain epochs, tau on 100 architectures
+    python benchmarks/search_quality.py --tau-only --pretrain-epochs 10 --pretrain-options '{"sampler": "sandwich"}'
+
+(`python benchmarks/...` imports the installed `enot`; from a git worktree prefix `PYTHONPATH=$PWD`.
+The header line names the `enot` it imported.)
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ground_truth"))
 from space import OPS, QUANTILES, bounds as latency_bounds, build_search_space, load_data  # noqa: E402
 
+import enot  # noqa: E402
 from enot.latency import initialize_latency  # noqa: E402
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotPretrainOptimizer  # noqa: E402
 from enot.utils import tune_bn_stats  # noqa: E402
@@ -171,7 +176,8 @@ def main() -> None:
           f"(quantiles {QUANTILES} of all MMAC; feasible {[sum(l <= b for l in latencies) for b in bounds]})")
     print(f"pipeline: pretrain {args.pretrain_epochs} epochs, options {args.pretrain_options},"
           f" search {args.search_epochs} epochs, seeds {args.seeds}; "
-          f"tau over {'all' if len(scored) == len(architectures) else len(scored)} architectures", flush=True)
+          f"tau over {'all' if len(scored) == len(architectures) else len(scored)} architectures; enot from "
+          f"{Path(enot.__file__).parent}", flush=True)
 
     rows: dict[str, list[dict]] = {k: [] for k in ["pipeline", "supernet, all feasible scored", "random feasible",
                                                    "largest that fits", "stand-alone validation accuracy"]}
