@@ -91,12 +91,16 @@ def _pretrain(seed: int, data: dict, epochs: int, batch: int, options: dict | No
     return space
 
 
-def _search(space: torch.nn.Module, bound: float, data: dict, bn_loader: DataLoader, epochs: int, seed: int) -> list[int]:
+def _search(
+    space: torch.nn.Module, bound: float, data: dict, bn_loader: DataLoader, epochs: int, seed: int,
+    estimator: str = "two_path",
+) -> list[int]:
     x_val, y_val = data["val"]
     loader = DataLoader(TensorDataset(x_val, y_val), batch_size=64, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(space.architecture_parameters(), lr=0.1)
-    enot_optimizer = EnotFixedLatencySearchOptimizer(space, optimizer, bound, bn_tune_dataloader=bn_loader)
+    enot_optimizer = EnotFixedLatencySearchOptimizer(space, optimizer, bound, bn_tune_dataloader=bn_loader,
+                                                     estimator=estimator)
     for _ in range(epochs):
         for inputs, labels in loader:
             enot_optimizer.zero_grad()
@@ -155,6 +159,7 @@ def main() -> None:
                         help="pretrain and Kendall tau only (no search, no selectors): a pretrain variant in minutes")
     parser.add_argument("--table", type=Path, default=TABLE)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--estimator", default="two_path", help="search estimator: two_path or first_order")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.pretrain_epochs, args.search_epochs, args.tau_architectures = 1, 3, 2, 100
@@ -198,7 +203,8 @@ def main() -> None:
         for b, bound in enumerate([] if args.tau_only else bounds):
             feasible = [a for a in architectures if table[a]["mmac"] <= bound]
             t0 = time.perf_counter()
-            pick = tuple(_search(copy.deepcopy(space), bound, data, bn_loader, args.search_epochs, seed))
+            pick = tuple(_search(copy.deepcopy(space), bound, data, bn_loader, args.search_epochs, seed,
+                                 args.estimator))
             timings["search"].append(time.perf_counter() - t0)
             generator = torch.Generator().manual_seed(1000 * seed + b)
             picks = {

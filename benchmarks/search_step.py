@@ -1,9 +1,10 @@
 """Cost of one search step, and of exact latency-bounded selection.
 
 1. Search-step time over the time of one forward+backward of the single extracted path the step
-   sampled (same batch, interleaved in the same run): `EnotSearchOptimizer.step(closure)` (unbounded)
-   and `EnotFixedLatencySearchOptimizer.step(closure)` (restricted sampling), no batch-norm tuning.
-   Target: at most 1.5 (issue 6).
+   sampled (same batch, interleaved in the same run), for each estimator (``two_path``, the default,
+   and ``first_order``), without batch-norm tuning and with it at the documented default
+   (``bn_tune_batches=10`` batches of the same size per step once a ``bn_tune_dataloader`` is given),
+   and for ``EnotFixedLatencySearchOptimizer`` (restricted sampling).
 2. `enot.functional.select_architecture` time for 20x10 and 50x10 tables (random logits, and the
    harder case where probability grows with latency), over several bounds.  Target: 20x10 < 10 ms.
 
@@ -22,8 +23,10 @@ from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer
 
 from _measure import median_ratio, mobilenet_space, seconds, selection_ms
 
+BN_TUNE_BATCHES = 10  # EnotSearchOptimizer's default
 
-def _step_ratios(fixed: bool, batch: int, repeats: int) -> tuple[float, float, float]:
+
+def _step_ratios(estimator: str, tune: bool, fixed: bool, batch: int, repeats: int) -> tuple[float, float, float]:
     space = mobilenet_space()
     x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
     space.initialize_output_distribution_optimization(x)
@@ -31,11 +34,13 @@ def _step_ratios(fixed: bool, batch: int, repeats: int) -> tuple[float, float, f
     lat = [[float(1 + k) for k in range(c)] for c in n]
     space.apply_latency_container(SearchSpaceLatencyContainer("mmac", 1.0, lat))
     user = torch.optim.Adam(space.architecture_parameters(), lr=0.05)
+    bn_data = [(torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))) for _ in range(BN_TUNE_BATCHES)]
+    options = dict(estimator=estimator, bn_tune_dataloader=bn_data if tune else None, bn_tune_batches=BN_TUNE_BATCHES)
     if fixed:
         bound = 1.0 + sum(c for c in n) * 0.6
-        opt = EnotFixedLatencySearchOptimizer(space, user, bound)
+        opt = EnotFixedLatencySearchOptimizer(space, user, bound, **options)
     else:
-        opt = EnotSearchOptimizer(space, user)
+        opt = EnotSearchOptimizer(space, user, **options)
 
     def closure():
         Fn.cross_entropy(space(x), y).backward()
@@ -57,6 +62,15 @@ def _step_ratios(fixed: bool, batch: int, repeats: int) -> tuple[float, float, f
     return median_ratio(pairs)
 
 
+ROWS = [  # (estimator, batch-norm tuning, fixed latency)
+    ("two_path", False, False),
+    ("first_order", False, False),
+    ("two_path", True, False),
+    ("first_order", True, False),
+    ("two_path", False, True),
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -66,10 +80,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, 32x32 inputs")
-    for fixed in (False, True):
-        ours, ref, ratio = _step_ratios(fixed, args.batch, args.repeats)
-        name = "fixed-latency search step" if fixed else "search step"
-        print(f"{name:28s} {ours * 1e3:8.1f} ms  single-path fwd+bwd {ref * 1e3:8.1f} ms  ratio {ratio:.2f} (target <= 1.5)")
+    for estimator, tune, fixed in ROWS:
+        ours, ref, ratio = _step_ratios(estimator, tune, fixed, args.batch, args.repeats)
+        name = ("fixed-latency " if fixed else "") + f"step {estimator}" + (f", BN tune {BN_TUNE_BATCHES}" if tune else "")
+        print(f"{name:34s} {ours * 1e3:8.1f} ms  single-path fwd+bwd {ref * 1e3:8.1f} ms  ratio {ratio:.2f}")
     for n in (20, 50):
         for correlated in (False, True):
             ms = selection_ms(n, correlated)

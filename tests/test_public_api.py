@@ -14,9 +14,9 @@ PATHS = {
                                "SearchableFuseableSkipConv"],
     "enot.models.mobilenet": ["build_mobilenet", "MobileNetBaseStem", "MobileNetBaseHead"],
     "enot.optimize": ["EnotPretrainOptimizer", "EnotSearchOptimizer", "EnotFixedLatencySearchOptimizer",
-                      "EnotTrainOptimizer", "BaseEnotOptimizer", "build_enot_optimizer"],
+                      "EnotTrainOptimizer", "BaseEnotOptimizer", "build_enot_optimizer", "EvolutionSearch"],
     "enot.facade": ["EnotPretrainOptimizer", "EnotSearchOptimizer", "EnotFixedLatencySearchOptimizer",
-                    "EnotTrainOptimizer", "BaseEnotOptimizer", "build_enot_optimizer"],
+                    "EnotTrainOptimizer", "BaseEnotOptimizer", "build_enot_optimizer", "EvolutionSearch"],
     "enot.latency": ["initialize_latency", "available_calculators", "SearchSpaceLatencyContainer", "min_latency",
                      "max_latency", "mean_latency", "median_latency", "current_latency", "best_arch_latency",
                      "reset_latency", "plot_latency_heatmap", "LatencyMixin", "conv_mac_count", "MacCalculatorThop",
@@ -26,7 +26,8 @@ PATHS = {
                          "get_world_size", "sync_model", "extract_data_from_queue"],
     "enot.functional": ["sgd", "adam", "adamw", "pretrain_step", "search_step", "bn_tune", "make_apply", "random",
                         "select_architecture", "sample_feasible_architecture", "architecture_latency",
-                        "expected_latency"],
+                        "expected_latency", "evolution_search", "evolution_init",
+                        "evolution_step", "EvolutionConfig", "bn_tuned_evaluation"],
     "enot.functional.random": ["key", "split", "fold_in", "generator"],
     "enot.utils": ["default_sample_to_model_inputs", "tune_bn_stats", "make_portable"],
     "enot.utils.common": ["make_portable", "is_valid_for_skip_connection", "input_hw"],
@@ -40,6 +41,7 @@ PATHS = {
     "enot.utils.data.dataloaders": ["create_data_loader", "create_data_loader_from_csv_annotation",
                                     "get_default_train_transform", "get_default_validation_transform"],
     "enot.logging": ["prepare_log"],
+    "enot.autogeneration": ["TransformationParameters", "generate_pruned_search_variants_model"],
 }
 
 

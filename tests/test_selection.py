@@ -40,14 +40,38 @@ def test_selection_equals_brute_force(seed):
     assert math.isclose(ef.architecture_log_probability(arch, logits), _brute(logits, table, bound)[0], abs_tol=1e-9)
 
 
-def test_selection_fills_the_budget_instead_of_the_most_probable_cheap_path():
-    # Every container slightly prefers its cheap candidate, but the bound allows two expensive ones:
-    # the most probable feasible architecture is the unconstrained argmax (far below the bound)...
-    logits = [torch.tensor([0.1, 0.0], dtype=torch.float64)] * 3
+def test_selection_fills_the_budget_when_the_dearer_candidates_are_more_probable():
+    # Every container prefers its dear candidate (5) to its cheap one (1); the bound 11 fits two
+    # dear ones and a cheap one, exactly on the bound (a tie of the float sum): the optimum.
+    logits = [torch.tensor([0.0, 1.0], dtype=torch.float64)] * 3
     table = ef.latency_table(0.0, [[1.0, 5.0]] * 3)
-    assert ef.select_architecture(logits, table, 11.0) == [0, 0, 0]
-    # ... while scores that favour the expensive candidates use the budget exactly.
-    assert ef.select_architecture(logits, table, 11.0, scores=[torch.tensor([0.0, 1.0])] * 3) in ([0, 1, 1], [1, 0, 1], [1, 1, 0])
+    arch = ef.select_architecture(logits, table, 11.0)
+    assert sorted(arch) == [0, 1, 1] and float(ef.architecture_latency(arch, table)) == 11.0
+    # Just below the bound only one dear candidate fits.
+    assert sorted(ef.select_architecture(logits, table, 10.999)) == [0, 0, 1]
+    # Scores replace the log-probabilities: the cheap candidates win when scored higher.
+    assert ef.select_architecture(logits, table, 11.0, scores=[torch.tensor([1.0, 0.0])] * 3) == [0, 0, 0]
+
+
+def test_issue_example_on_a_tie_of_float_sums():
+    # 0.0 + 0.1 + 0.2 + 0.3 is 0.6000000000000001 > 0.6: the dearest architecture is infeasible, and
+    # selection used to raise AssertionError here (the LP-rounding lower bound was -inf, the guess NaN).
+    table = ef.latency_table(0.0, [[0.0, 0.1], [0.0, 0.2], [0.0, 0.3]])
+    logits = [torch.tensor([0.0, 1.0]), torch.tensor([0.0, 2.0]), torch.tensor([0.0, 3.0])]
+    assert float(ef.architecture_latency([1, 1, 1], table)) > 0.6
+    assert ef.select_architecture(logits, table, 0.6) == _brute(logits, table, 0.6)[1] == [0, 1, 1]
+
+
+def test_infeasible_problems_are_value_errors_that_say_which():
+    table = ef.latency_table(0.0, [[1.0, 3.0], [1.0, 3.0]])
+    blocked = [torch.tensor([-math.inf, 0.0]), torch.tensor([0.0, 1.0])]  # the cheap candidate of container 0 is -inf
+    with pytest.raises(ValueError, match="no architecture within the latency bound 3.0 has a finite log-probability"):
+        ef.select_architecture(blocked, table, 3.0)
+    with pytest.raises(ValueError, match="no architecture within the latency bound 3.0 has a finite probability"):
+        ef.sample_feasible_architecture(ef.random.key(0), blocked, table, 3.0)
+    assert ef.select_architecture(blocked, table, 4.0) == [1, 0]
+    with pytest.raises(ValueError, match=r"below the minimum latency of the search space \(2\.0\)"):
+        ef.select_architecture(blocked, table, 1.5)
 
 
 def test_bound_below_minimum_states_the_minimum():
@@ -59,21 +83,35 @@ def test_bound_below_minimum_states_the_minimum():
     assert ef.select_architecture([torch.zeros(2), torch.zeros(2)], table, 4.0) == [0, 1]
 
 
-def test_selection_20x10_is_exact_against_a_relaxed_bound():
-    g = torch.Generator().manual_seed(0)
-    logits = [torch.randn(10, generator=g) for _ in range(20)]
-    table = ef.latency_table(0.0, [torch.rand(10, generator=g) for _ in range(20)])
-    bound = float(ef.min_latency(table)) + 2.0
-    arch = ef.select_architecture(logits, table, bound)
-    assert float(ef.architecture_latency(arch, table)) <= bound
-    # No single swap improves the score while staying feasible (a necessary condition of optimality).
-    base = ef.architecture_log_probability(arch, logits)
-    masks = feasible_alternatives(arch, table, bound)
-    for c, mask in enumerate(masks):
-        for k in mask.nonzero().flatten().tolist():
-            other = list(arch)
-            other[c] = k
-            assert ef.architecture_log_probability(other, logits) <= base + 1e-9
+def _integer_knapsack(values, costs, budget):
+    """Best total value with integer costs summing to at most ``budget`` (an independent exact DP)."""
+    best = [0.0] + [-math.inf] * budget  # best[b]: best value of the containers so far at total cost b
+    for vs, cs in zip(values, costs):
+        new = [-math.inf] * (budget + 1)
+        for b, v0 in enumerate(best):
+            if v0 == -math.inf:
+                continue
+            for v, c in zip(vs, cs):
+                if b + c <= budget:
+                    new[b + c] = max(new[b + c], v0 + v)
+        best = new
+    return max(best)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_selection_20x10_is_exact_against_an_integer_knapsack(seed):
+    # 10^20 architectures: brute force is out of reach; integer latencies allow an exact textbook
+    # DP over budgets, which shares no code with the Pareto programme.  A greedy or a local
+    # optimum (no single swap improves) fails this.
+    g = torch.Generator().manual_seed(seed)
+    logits = [torch.randn(10, generator=g, dtype=torch.float64) * 2 for _ in range(20)]
+    costs = [torch.randint(0, 12, (10,), generator=g).tolist() for _ in range(20)]
+    table = ef.latency_table(0.0, costs)
+    budget = int(ef.min_latency(table)) + 40 + 10 * seed
+    arch = ef.select_architecture(logits, table, float(budget))
+    assert float(ef.architecture_latency(arch, table)) <= budget
+    values = [torch.log_softmax(l, 0).tolist() for l in logits]
+    assert ef.architecture_log_probability(arch, logits) == pytest.approx(_integer_knapsack(values, costs, budget), abs=1e-9)
 
 
 def test_sampling_follows_the_restricted_distribution():

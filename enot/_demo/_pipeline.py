@@ -160,7 +160,12 @@ def supernet_accuracy(
     """Accuracy on the search split of one path with the supernet's weights (batch norm recalibrated)."""
     search_space = enot_optimizer.search_space
     saved = {n: b.clone() for n, b in search_space.named_buffers()}
-    enot_optimizer.prepare_validation_model(architecture)
+    if architecture_latency(search_space, architecture) <= enot_optimizer.max_latency_value:
+        enot_optimizer.prepare_validation_model(architecture)
+    else:  # the sampled cloud spans the whole space; prepare_validation_model refuses what exceeds the bound
+        search_space.sample(architecture)
+        batches = enot_optimizer._next_bn_batches(enot_optimizer.bn_validation_tune_batches)
+        enot_optimizer._tune_bn(architecture, batches)
     result = accuracy(search_space, splits.search)
     with torch.no_grad():
         for name, buffer in search_space.named_buffers():

@@ -2,6 +2,7 @@
 
 from enot.facade._base import BaseEnotOptimizer
 from enot.facade._build import build_enot_optimizer
+from enot.facade._evolution import EvolutionSearch
 from enot.facade._phase import SearchSpaceOptimizer
 from enot.facade._pretrain import EnotPretrainOptimizer
 from enot.facade._search import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer
@@ -13,6 +14,7 @@ __all__ = [
     "EnotPretrainOptimizer",
     "EnotSearchOptimizer",
     "EnotTrainOptimizer",
+    "EvolutionSearch",
     "SearchSpaceOptimizer",
     "build_enot_optimizer",
 ]

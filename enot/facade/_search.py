@@ -9,11 +9,12 @@ from typing import Any
 import torch
 
 import enot.functional as ef
+from enot.functional import _guards
 from enot.distributed._reduce import fingerprint
 from enot.facade._base import Closure
 from enot.facade._phase import SearchSpaceOptimizer
 from enot.functional._bn import frozen_batch_norm
-from enot.functional._search import installed_hooks
+from enot.functional._search import installed_hooks, paired_hooks
 from enot.functional._validate import check_callable, check_int, check_number
 from enot.models import SearchSpaceModel
 
@@ -23,12 +24,14 @@ __all__ = ["EnotFixedLatencySearchOptimizer", "EnotSearchOptimizer"]
 class EnotSearchOptimizer(SearchSpaceOptimizer):
     """ENOT optimizer for the search phase, with batch-norm tuning.
 
-    Every :meth:`model_step` samples a path and one alternative candidate per container from the
-    architecture distribution (``enot.functional.next_search_sample``), selects the path, installs
-    the paired-candidate hooks on the containers (``enot.functional.paired_hooks``) and runs the
-    closure: its ``loss.backward()`` leaves a gradient estimate of the expected loss on the
-    architecture logits (see ``docs/design.md``, "Search (phase 2)").  The closure may return
-    ``None``.  The weights are frozen while the closure runs (``requires_grad`` off, restored after)
+    Every :meth:`model_step` draws two architectures ``a`` and ``b`` and a point ``s`` in [0, 1]
+    (``enot.functional.next_search_sample``), selects ``a`` and runs the closure once; while it runs,
+    the search space's output is ``y_a + s (y_b - y_a)`` with a term that makes its
+    ``loss.backward()`` leave on the architecture logits an estimate whose expectation is exactly
+    the gradient of the expected loss (``enot.functional.two_path_output``; ``docs/design.md``,
+    "Search (phase 2)").  The closure may return ``None``; the loss it computes is that of the mixed
+    output.  With ``estimator="first_order"`` the earlier, biased paired-candidate estimator runs
+    instead (``enot.functional.paired_hooks``).  The weights are frozen while the closure runs (``requires_grad`` off, restored after)
     and their ``.grad`` is cleared before :meth:`step`, so neither they nor their optimizer state
     change; the wrapped optimizer should hold ``search_space.architecture_parameters()``.
 
@@ -41,7 +44,7 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         bn_validation_tune_batches: Batches to tune batch norm before each validation (default 50).
         sample_to_model_inputs: Maps dataloader items to ``(args, kwargs)`` of the model.
         **options: ``seed``: integer seed of the architecture sampler (default 0; the same on every
-            rank); ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
+            rank); ``estimator``: ``"two_path"`` (default) or ``"first_order"``; ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
             across processes the logits' gradients and the tuned batch-norm statistics are averaged
             over ranks, so every rank keeps the same probabilities (``docs/distributed.md``; call
             :meth:`prepare_validation_model` on every rank).
@@ -49,10 +52,12 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``) or ``optimizer`` not a ``torch.optim.Optimizer``.
-        ValueError: On an unknown option or a negative batch count.
+        ValueError: On an unknown option or estimator, or a negative batch count, or if ``optimizer`` holds none of
+            ``search_space.architecture_parameters()`` (it would learn nothing; also in
+            :meth:`add_param_group`).
     """
 
-    _options: tuple[str, ...] = ("reducer", "seed")
+    _options: tuple[str, ...] = ("estimator", "reducer", "seed")
 
     def __init__(
         self,
@@ -66,13 +71,31 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     ) -> None:
         super().__init__(search_space, optimizer, options)
         where = f"{type(self).__name__}: "
+        if bn_tune_dataloader is not None:
+            _guards.check_iterable(type(self).__name__, "bn_tune_dataloader", bn_tune_dataloader)
         self._bn_tune_dataloader = bn_tune_dataloader
         self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
         self._bn_validation_tune_batches = check_int(bn_validation_tune_batches, "bn_validation_tune_batches", where=where)
         self._sample_to_model_inputs = check_callable(sample_to_model_inputs, "sample_to_model_inputs", where=where)
+        self._estimator = options.get("estimator", "two_path")
+        if self._estimator not in ef.ESTIMATORS:
+            raise ValueError(f"{where}unknown estimator {self._estimator!r}; use one of {list(ef.ESTIMATORS)}")
+        self._path_apply: ef.Apply | None = None  # ef.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
+        # Items a failed step took, given again first (with the position after each): a retry tunes on them.
+        self._bn_replay: list[tuple[Any, int]] = []
+        self._bn_taken: list[tuple[Any, int]] = []  # taken since the step began
         self.last_sample: ef.SearchSample | None = None
+
+    def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
+        ss = self.search_space
+        _guards.check_param_groups(
+            type(self).__name__, groups,
+            expected=ss.architecture_parameters(), expected_name="search_space.architecture_parameters()",
+            other=ss.model_parameters(),
+            other_name="search_space.model_parameters() (the weights, which search never changes)", new_group=new_group,
+        )
 
     # ------------------------------------------------------------------------------ properties
     @property
@@ -94,12 +117,25 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         # Continue the batch-norm loader where the saved run was: a fresh pass, advanced by the items
         # the saved run had taken from its pass (exact for loaders that give the same order each pass).
         position = int(state.get("bn_position", 0))
-        self._bn_iterator, self._bn_position = None, 0
+        self._bn_iterator, self._bn_position, self._bn_replay = None, 0, []
         if position and self._bn_tune_dataloader is not None:
             self._bn_iterator = iter(self._bn_tune_dataloader)
             for _ in range(position):
                 next(self._bn_iterator, None)
             self._bn_position = position
+
+    # ------------------------------------------------------------- a failed step changes nothing
+    def _snapshot(self) -> dict[str, Any]:
+        self._bn_taken = []
+        return {**super()._snapshot(), "last_sample": self.last_sample, "bn_position": self._bn_position}
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        super()._restore(snapshot)
+        self.last_sample = snapshot["last_sample"]
+        # The batch-norm items the failed step took come again first, in the same order.
+        self._bn_replay = self._bn_taken + self._bn_replay
+        self._bn_taken = []
+        self._bn_position = snapshot["bn_position"]
 
     # ------------------------------------------------------------------------- batch norm
     def _tuning(self, batches: int) -> bool:
@@ -110,34 +146,51 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         items: list[Any] = []
         restarted = False
         while len(items) < count:
+            if self._bn_replay:
+                item, self._bn_position = self._bn_replay.pop(0)
+                items.append(item)
+                self._bn_taken.append((item, self._bn_position))
+                continue
             if self._bn_iterator is None:
                 self._bn_iterator, self._bn_position = iter(self._bn_tune_dataloader), 0
             try:
                 items.append(next(self._bn_iterator))
                 self._bn_position += 1
+                self._bn_taken.append((items[-1], self._bn_position))
                 restarted = False
             except StopIteration:
                 if restarted:
-                    raise ValueError(f"{type(self).__name__}: bn_tune_dataloader yields no batches") from None
+                    raise ValueError(
+                        f"{type(self).__name__}: bn_tune_dataloader yields no batches (it is empty, or a one-pass "
+                        "iterator such as a generator that is exhausted: give a DataLoader or a list); the "
+                        "batch-norm statistics are unchanged"
+                    ) from None
                 self._bn_iterator, restarted = None, True
         return items
 
-    def _tune_bn(self, architecture: list[int], count: int) -> None:
+    def _tune_bn(self, architecture: list[int], batches: list[Any]) -> None:
         """Recomputes the path's batch-norm statistics in place through ``enot.functional.bn_tune``."""
-        ss = self.search_space
-        params = {n: p.detach() for n, p in ss.named_parameters()}
-        buffers = dict(ss.named_buffers())
-        new = ef.bn_tune(
-            ss, params, buffers, self._next_bn_batches(count), architecture=architecture,
-            sample_to_model_inputs=self._sample_to_model_inputs,
-        )
+        buffers = dict(self.search_space.named_buffers())
+        new = self._tuned(architecture, batches)
         tuned = sorted(name for name, value in new.items() if value is not buffers[name])
         with torch.no_grad():
             for name in tuned:
                 buffers[name].copy_(new[name])
+
+    def _tuned(self, architecture: list[int], batches: list[Any]) -> dict[str, torch.Tensor]:
+        """The search space's buffers with ``architecture``'s batch-norm statistics recomputed on
+        ``batches`` (a new dict: the module is not changed), averaged across ranks with a reducer."""
+        ss = self.search_space
+        params = {n: p.detach() for n, p in ss.named_parameters()}
+        buffers = dict(ss.named_buffers())
+        new = ef.bn_tune(
+            ss, params, buffers, batches, architecture=architecture, sample_to_model_inputs=self._sample_to_model_inputs,
+        )
         if self._reducer is not None:  # every rank tuned on its own batches: average the statistics
+            tuned = sorted(name for name, value in new.items() if value is not buffers[name])
             self._reducer.agree(fingerprint(tuned), what="tuned batch-norm buffers", step=self._step_count)
-            self._reducer.reduce_buffers_((buffers[name] for name in tuned), sum_counters=True)
+            new.update(self._reducer.reduce_buffers({n: new[n] for n in tuned}, sum_counters=True))
+        return new
 
     # ------------------------------------------------------------------------------ sampling
     def _latency_bound(self) -> tuple[ef.LatencyTable | None, float | None]:
@@ -158,19 +211,82 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         ss = self.search_space
         table, bound = self._latency_bound()
         logits = tuple(ss.architecture_parameters())
-        self._key, sample = ef.next_search_sample(self._key, logits, table, bound)
+        self._key, sample = ef.next_search_sample(self._key, logits, table, bound, estimator=self._estimator)
         self._note_architectures((sample.architecture, sample.alternatives))
         ss.sample(sample.architecture)
         tuning = self._tuning(self._bn_tune_batches)
-        if tuning:
-            self._tune_bn(sample.architecture, self._bn_tune_batches)
-        hooks = ef.paired_hooks(logits, sample)
+        other_buffers = None
+        if tuning:  # both sides of the comparison tuned on the same batches (the other side first, as ef.search_step)
+            batches = self._next_bn_batches(self._bn_tune_batches)
+            if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
+                other_buffers = self._tuned(list(sample.alternatives), batches)
+            self._tune_bn(sample.architecture, batches)
         frozen_bn = frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
-        with self._frozen_weights(), installed_hooks(ss, hooks), frozen_bn:
+        with self._frozen_weights(), frozen_bn, self._estimator_installed(logits, sample, other_buffers):
             result = closure()
         self._raise_if_not_finite(result, f"search step {self._step_count}, architecture {sample.architecture}", "logits")
         self.last_sample = sample
         return result
+
+    @contextlib.contextmanager
+    def _estimator_installed(
+        self, logits: tuple[torch.Tensor, ...], sample: ef.SearchSample, other_buffers: dict[str, torch.Tensor] | None
+    ) -> Iterator[None]:
+        """While the closure runs: ``"two_path"``, a forward hook on the search space that also runs
+        path ``b`` and returns ``ef.two_path_output``; ``"first_order"``, the paired container hooks
+        (with the alternatives' candidates on their tuned statistics)."""
+        ss = self.search_space
+        if sample.estimator == "first_order":
+            with installed_hooks(ss, paired_hooks(logits, sample)), self._alternatives_buffers(sample, other_buffers):
+                yield
+            return
+        if self._path_apply is None:
+            self._path_apply = ef.make_apply(ss, compile=getattr(ss, "_compiled_model", None) is not None)
+        running = [False]
+
+        def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+            if running[0]:
+                return None  # path b's own forward (apply calls the search space again)
+            running[0] = True
+            try:
+                with torch.no_grad():
+                    if list(sample.alternatives) == list(sample.architecture):
+                        other = output
+                    else:
+                        params = {n: p.detach() for n, p in ss.named_parameters()}
+                        buffers = dict(ss.named_buffers()) if other_buffers is None else other_buffers
+                        other, _ = self._path_apply(params, buffers, sample.alternatives, *args, **kwargs)
+            finally:
+                running[0] = False
+            return ef.two_path_output(output, other, logits, sample)
+
+        handle = ss.register_forward_hook(hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @contextlib.contextmanager
+    def _alternatives_buffers(self, sample: ef.SearchSample, other_buffers: dict[str, torch.Tensor] | None) -> Iterator[None]:
+        """First order with tuning: the alternatives' batch norms hold statistics tuned on the same
+        batches while the closure runs (as ``ef.search_step``), their own values restored after."""
+        if other_buffers is None:
+            yield
+            return
+        ss = self.search_space
+        own = dict(ss.named_buffers())
+        path = set(ef.batch_norm_buffer_names(ss, sample.architecture))
+        swapped = [n for n in ef.batch_norm_buffer_names(ss, list(sample.alternatives)) if n not in path and n in own]
+        saved = {n: own[n].clone() for n in swapped}
+        try:
+            with torch.no_grad():
+                for n in swapped:
+                    own[n].copy_(other_buffers[n])
+            yield
+        finally:
+            with torch.no_grad():
+                for n in swapped:
+                    own[n].copy_(saved[n])
 
     def _apply(self) -> None:
         for p in self.search_space.model_parameters():
@@ -202,10 +318,14 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             architecture = self._best_architecture()
         else:
             architecture = ss._normalize(architecture_indices)
+        self._check_validation_architecture(architecture)
         ss.sample(architecture)
         if self._tuning(self._bn_validation_tune_batches):
-            self._tune_bn(architecture, self._bn_validation_tune_batches)
+            self._tune_bn(architecture, self._next_bn_batches(self._bn_validation_tune_batches))
         return list(architecture)
+
+    def _check_validation_architecture(self, architecture: list[int]) -> None:
+        """Subclasses refuse architectures the search could not have picked."""
 
 
 class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
@@ -230,11 +350,14 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         RuntimeError: At the first step, :meth:`modify_loss` or :meth:`prepare_validation_model` that
             needs latencies, if the search space has none (call ``enot.latency.initialize_latency``).
             The optimizer may be built before the space has latency.
-        ValueError: If ``max_latency_value`` is below the search space's minimum latency (stating
-            it): at construction when the space has latency then, else where its latency is first used.
+        TypeError: If ``max_latency_value`` is not a real number or a one-element tensor (a 0-d tensor,
+            as ``search_space.forward_latency`` returns, is accepted).
+        ValueError: If ``max_latency_value`` is NaN or infinite (an infinite bound is no bound: use
+            :class:`EnotSearchOptimizer`), or below the search space's minimum latency (stating it): at
+            construction when the space has latency then, else where its latency is first used.
     """
 
-    _options = ("latency_loss_weight", "reducer", "seed")
+    _options = ("estimator", "latency_loss_weight", "reducer", "seed")
 
     def __init__(
         self,
@@ -252,7 +375,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             sample_to_model_inputs, **options,
         )
         name = type(self).__name__
-        self._max_latency_value = check_number(max_latency_value, "max_latency_value", minimum=None, where=f"{name}: ")
+        self._max_latency_value = _guards.latency_bound(name, "max_latency_value", max_latency_value)
         self._checked_container: Any = None  # the latency container whose minimum was checked last
         if getattr(search_space, "latency_type", None) is not None:
             self._table()  # the bound is checked now when the space has latency, else at first use
@@ -282,7 +405,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         container = ss.get_latency_container()
         table = container.table(dtype=torch.float64)
         if container is not self._checked_container:
-            minimum = ef.min_feasible_latency(table)
+            minimum = float(ef.min_latency(table))
             if minimum > self._max_latency_value:
                 raise ValueError(
                     f"{name}: max_latency_value={self._max_latency_value!r} is below the minimum latency of the "
@@ -297,16 +420,26 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
     def modify_loss(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss plus the term that keeps the architecture distribution inside the bound.
 
-        Adds ``latency_loss_weight * relu(E[latency] / max_latency_value - 1)`` where ``E[latency]``
-        is ``search_space.loss_latency_expectation`` (differentiable in the logits): zero while the
-        expected latency is within the bound, so it only pulls back a distribution that drifted
-        above it.  Sampling is restricted to the bound anyway; this keeps the unrestricted
+        Adds ``enot.functional.latency_penalty(logits, table, max_latency_value, latency_loss_weight)``:
+        ``latency_loss_weight * relu(E[latency] / max_latency_value - 1)`` with ``E[latency]`` the
+        expected latency (differentiable in the logits; a bound of 0 is measured against the largest
+        latency instead), zero while the expected latency is within the bound, so it only pulls back
+        a distribution that drifted above it (``ef.search_step(..., latency_loss_weight=...)`` adds
+        the same).  Sampling is restricted to the bound anyway; this keeps the unrestricted
         distribution, and hence the restricted one's acceptance, close to the feasible set.
         """
-        self._table()  # a clear error when the space has no latency or the bound is out of reach
-        expectation = self.search_space.loss_latency_expectation
-        excess = torch.relu(expectation / max(self._max_latency_value, 1e-12) - 1.0)
-        return loss + self._latency_loss_weight * excess.to(loss.dtype if isinstance(loss, torch.Tensor) else excess.dtype)
+        logits = tuple(self.search_space.architecture_parameters())
+        penalty = ef.latency_penalty(logits, self._table(), self._max_latency_value, self._latency_loss_weight)
+        return loss + penalty.to(loss.dtype if isinstance(loss, torch.Tensor) else penalty.dtype)
 
     def _best_architecture(self) -> list[int]:
         return ef.select_architecture(tuple(self.search_space.architecture_parameters()), self._table(), self._max_latency_value)
+
+    def _check_validation_architecture(self, architecture: list[int]) -> None:
+        latency = float(ef.architecture_latency(architecture, self._table()))
+        if latency > self._max_latency_value:
+            raise ValueError(
+                f"{type(self).__name__}.prepare_validation_model: architecture {architecture} has latency "
+                f"{latency!r}, above max_latency_value={self._max_latency_value!r}; give one within the bound "
+                "or None for the best one"
+            )

@@ -8,6 +8,16 @@ into a module, and says so).  Random keys live in :mod:`enot.functional.random`.
 
 from enot.functional import random
 from enot.functional._bn import batch_norm_buffer_names, bn_tune
+from enot.functional._evolution import (
+    EvolutionConfig,
+    EvolutionResult,
+    EvolutionState,
+    bn_tuned_evaluation,
+    evolution_best,
+    evolution_init,
+    evolution_search,
+    evolution_step,
+)
 from enot.functional._latency import (
     LatencyDistribution,
     LatencyTable,
@@ -15,6 +25,8 @@ from enot.functional._latency import (
     enumerate_latencies,
     expected_latency,
     latency_distribution,
+    latency_penalty,
+    latency_sum,
     latency_table,
     max_latency,
     max_latency_architecture,
@@ -47,6 +59,7 @@ from enot.functional._sampling import (
     uniform_architecture,
 )
 from enot.functional._search import (
+    ESTIMATORS,
     SearchSample,
     SearchState,
     next_search_sample,
@@ -54,10 +67,10 @@ from enot.functional._search import (
     search_gradients,
     search_init,
     search_step,
+    two_path_output,
 )
 from enot.functional._selection import (
     architecture_log_probability,
-    min_feasible_latency,
     sample_feasible_architecture,
     select_architecture,
 )
@@ -68,6 +81,10 @@ from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sam
 __all__ = [
     "AdamState",
     "Apply",
+    "ESTIMATORS",
+    "EvolutionConfig",
+    "EvolutionResult",
+    "EvolutionState",
     "InputsFn",
     "LatencyDistribution",
     "LatencyTable",
@@ -92,22 +109,28 @@ __all__ = [
     "batch_norm_buffer_names",
     "best_architecture",
     "bn_tune",
+    "bn_tuned_evaluation",
     "categorical_architecture",
     "check_sandwich",
     "default_sample_to_model_inputs",
     "distillation_loss",
     "enumerate_latencies",
+    "evolution_best",
+    "evolution_init",
+    "evolution_search",
+    "evolution_step",
     "expected_latency",
     "extreme_architectures",
     "fair_architectures",
     "latency_distribution",
+    "latency_penalty",
+    "latency_sum",
     "latency_table",
     "make_apply",
     "max_latency",
     "max_latency_architecture",
     "mean_latency",
     "median_latency",
-    "min_feasible_latency",
     "min_latency",
     "min_latency_architecture",
     "next_architectures",
@@ -129,6 +152,7 @@ __all__ = [
     "sgd",
     "split_search_space",
     "subtree",
+    "two_path_output",
     "uniform_architecture",
     "validate_architecture",
     "write_trees",

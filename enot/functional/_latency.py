@@ -8,10 +8,12 @@ the logits or the architecture); nothing is mutated.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from enot.functional import _layout
 from enot.functional._validate import check_int
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "enumerate_latencies",
     "expected_latency",
     "latency_distribution",
+    "latency_penalty",
+    "latency_sum",
     "latency_table",
     "max_latency",
     "max_latency_architecture",
@@ -105,23 +109,42 @@ def latency_table(
     return LatencyTable(constant, tuple(tensors))
 
 
+def latency_sum(constant: float, terms: Iterable[float]) -> float:
+    """``constant + terms[0] + terms[1] + ...`` in float64, left to right.
+
+    The one latency sum of the package: :func:`architecture_latency`, the feasibility masks,
+    selection and constrained sampling all add in this order and precision, so an architecture is
+    feasible under a bound for all of them or for none (float32 tables are widened exactly first).
+    """
+    total = np.float64(constant)
+    for term in terms:
+        total = total + np.float64(term)
+    return float(total)
+
+
+def float64_operations(table: LatencyTable) -> list[np.ndarray]:
+    """The table's candidate latencies as float64 numpy arrays (exact widening of float32)."""
+    return [ops.detach().to("cpu", torch.float64).numpy().reshape(-1) for ops in table.operations]
+
+
 def architecture_latency(architecture: Sequence[int] | torch.Tensor, table: LatencyTable) -> torch.Tensor:
     """Latency of one architecture: ``constant + sum_c operations[c][architecture[c]]``.
+
+    Summed by :func:`latency_sum` (float64, left to right), the sum every feasibility test uses.
 
     Args:
         architecture: One candidate index per container (``list[int]`` or a 1-D integer tensor).
         table: The latency table.
 
     Returns:
-        A 0-d tensor in the table's dtype and device.
+        A 0-d float64 tensor on the table's device.
 
     Raises:
-        ValueError: If the architecture's length differs from the number of containers.
+        TypeError, ValueError: If the architecture does not fit the table (wrong length, an index out of
+            range or not an integer: ``enot.functional.validate_architecture``; negative indices do
+            not wrap).
     """
-    if len(architecture) != len(table.operations):
-        raise ValueError(
-            f"architecture has {len(architecture)} entries; the latency table has {len(table.operations)} containers"
-        )
+    architecture = _layout.validate_architecture(tuple(len(ops) for ops in table.operations), architecture)
     return _accumulate(table, [ops[index] for ops, index in zip(table.operations, architecture)])
 
 
@@ -157,27 +180,55 @@ def expected_latency(logits: Sequence[torch.Tensor], table: LatencyTable) -> tor
     return total + table.constant
 
 
+def latency_penalty(
+    logits: Sequence[torch.Tensor], table: LatencyTable, max_latency: float, weight: float = 1.0
+) -> torch.Tensor:
+    """The fixed-latency search's penalty: ``weight * relu(E[latency] - max_latency) / scale``.
+
+    ``E[latency]`` is :func:`expected_latency` (differentiable in the logits); ``scale`` is
+    ``max_latency`` when positive (the penalty is then ``weight * relu(E / max_latency - 1)``, the
+    relative excess), else the table's largest latency (1 when that is 0 too), so a bound of 0 gives
+    a penalty of the order of ``weight``, not ``weight / 1e-12``.  Zero while the expected latency is
+    within the bound: it only pulls back a distribution that drifted above it.
+
+    Returns:
+        A 0-d tensor in the logits' dtype.
+
+    Raises:
+        ValueError: If ``max_latency`` is negative or not finite, or ``weight`` is negative.
+    """
+    max_latency = float(max_latency)
+    if not math.isfinite(max_latency) or max_latency < 0:
+        raise ValueError(f"max_latency must be finite and >= 0, got {max_latency!r}")
+    if not weight >= 0:
+        raise ValueError(f"the penalty weight must be >= 0, got {weight!r}")
+    expectation = expected_latency(logits, table)
+    if max_latency > 0:
+        return weight * torch.relu(expectation / max_latency - 1.0)
+    scale = float(max_latency_fn(table)) or 1.0
+    return weight * torch.relu(expectation - max_latency) / scale
+
+
 def _accumulate(table: LatencyTable, terms: Sequence[torch.Tensor]) -> torch.Tensor:
-    # Left to right from the constant, exactly as architecture_latency sums, so that
-    # min_latency(table) == architecture_latency(min_latency_architecture(table), table) bit for bit.
-    total = table.operations[0].new_tensor(table.constant)
-    for term in terms:
-        total = total + term
-    return total
+    # One sum (latency_sum), so that min_latency(table) == architecture_latency(min_latency_architecture(table),
+    # table) bit for bit and every feasibility test agrees.
+    value = latency_sum(table.constant, [float(t) for t in terms])
+    return torch.tensor(value, dtype=torch.float64, device=table.operations[0].device)
 
 
 def min_latency(table: LatencyTable) -> torch.Tensor:
-    """Smallest latency over all architectures (0-d tensor)."""
+    """Smallest latency over all architectures (0-d float64 tensor): the latency of
+    :func:`min_latency_architecture`, summed by :func:`latency_sum`."""
     return _accumulate(table, [ops.min() for ops in table.operations])
 
 
 def max_latency(table: LatencyTable) -> torch.Tensor:
-    """Largest latency over all architectures (0-d tensor)."""
+    """Largest latency over all architectures (0-d float64 tensor)."""
     return _accumulate(table, [ops.max() for ops in table.operations])
 
 
 def mean_latency(table: LatencyTable) -> torch.Tensor:
-    """Mean latency over all architectures, each counted once (0-d tensor)."""
+    """Mean latency over all architectures, each counted once (0-d float64 tensor)."""
     return _accumulate(table, [ops.mean() for ops in table.operations])
 
 
@@ -210,10 +261,10 @@ def enumerate_latencies(table: LatencyTable, *, max_architectures: int = MAX_ENU
             f"the search space has {n} architectures, more than max_architectures={max_architectures}; "
             "use latency_distribution for large spaces"
         )
-    total = torch.zeros((), dtype=torch.float64)
+    total = torch.full((1,), float(table.constant), dtype=torch.float64)  # the order of latency_sum
     for ops in table.operations:
         total = (total.reshape(-1, 1) + ops.detach().to("cpu", torch.float64).reshape(1, -1)).reshape(-1)
-    return total.reshape(-1) + table.constant
+    return total
 
 
 def latency_distribution(table: LatencyTable, *, bins: int = DEFAULT_BINS) -> LatencyDistribution:
@@ -293,3 +344,6 @@ def median_latency(
         values = torch.sort(enumerate_latencies(table, max_architectures=max_architectures)).values
         return (values[(n - 1) // 2] + values[n // 2]) / 2
     return torch.tensor(_median_from_distribution(latency_distribution(table, bins=bins), n), dtype=torch.float64)
+
+
+max_latency_fn = max_latency  # latency_penalty's argument shadows the name

@@ -1,13 +1,20 @@
-"""The pure search step: architecture-logit gradients from a paired-candidate score function.
+"""The pure search step: unbiased gradients of the expected loss with respect to the architecture logits.
 
-For every container ``c`` the step samples the path's candidate ``i_c`` and an alternative ``j_c``.
-The container's output is replaced by ``o_i + stopgrad(o_j - o_i) * (log q_c(j) - stopgrad(log q_c(j)))``
-(:func:`paired_hooks`): its value is ``o_i``, so the loss is exactly the sampled path's, and the
-gradient it sends to the logits is ``<dL/do, o_j - o_i> * grad log q_c(j)``: a first-order estimate
-of ``L(j) - L(i)`` times the score of ``j``, i.e. REINFORCE for ``j`` with ``L(i)`` as baseline.
-``q_c`` is ``softmax(logits[c])``, restricted under a latency bound to the candidates that keep the
-path feasible (the conditional of the restricted distribution).  The signal is taken in the
-backward pass, so the loss value is never needed.  See ``docs/design.md``, "Search (phase 2)".
+Two estimators (``docs/design.md``, "Search (phase 2)"):
+
+* ``"two_path"`` (default): two architectures ``a, b`` drawn independently from the search
+  distribution ``pi`` (``softmax(logits)``, restricted exactly to the latency bound when one is
+  given) and a point ``s ~ U(0, 1)``.  The model's output is ``y_s = y_a + s (y_b - y_a)`` with
+  the term ``stopgrad(y_b - y_a) * (g - stopgrad(g))``, ``g = (log p(b) - log p(a)) / 2``
+  (:func:`two_path_output`).  The backward pass gives ``<dl/dy(y_s), y_b - y_a> grad g``, and
+  ``E_s <dl/dy(y_s), y_b - y_a> = l(y_b) - l(y_a)`` (the fundamental theorem of calculus on the
+  segment), so the estimate's expectation is ``E_{a,b}[(L(b) - L(a)) (grad log p(b) - grad log p(a))] / 2``
+  ``= Cov_pi(L, grad log p) = grad E_pi[L]`` exactly, with or without a bound (the bound's
+  normaliser cancels in the difference).  No loss value is needed; two forwards, no backward
+  through the network.
+* ``"first_order"``: the paired-candidate estimator of earlier versions (:func:`paired_hooks`):
+  its expectation is the gradient of the first-order approximation of ``E_p[L]``, biased for
+  nonlinear losses and under a bound.
 """
 
 from __future__ import annotations
@@ -16,16 +23,18 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import optree
 import torch
 from torch import nn
 
-from enot.functional import _bn, _latency, _random, _samplers, _selection
+from enot.functional import _bn, _latency, _layout, _random, _samplers, _selection
 from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
 from enot.functional._trees import Apply, make_apply
 from enot.functional._types import InputsFn, LossFn, ReduceFn, default_sample_to_model_inputs
 
 __all__ = [
+    "ESTIMATORS",
     "SearchSample",
     "SearchState",
     "installed_hooks",
@@ -35,7 +44,10 @@ __all__ = [
     "search_gradients",
     "search_init",
     "search_step",
+    "two_path_output",
 ]
+
+ESTIMATORS = ("two_path", "first_order")
 
 class SearchState(NamedTuple):
     """Everything a search step reads and writes (the weights are an argument: search never changes them).
@@ -59,19 +71,26 @@ class SearchSample(NamedTuple):
     """What one gradient computation of the search samples.
 
     Attributes:
-        architecture: The path the loss is computed on.
-        alternatives: One alternative candidate per container, drawn from ``q_c`` restricted to the
-            candidates other than the path's (the path's own candidate when there is none).
-        importance_weights: ``1 - q_c(i_c)`` per container: the probability that a draw from ``q_c`` differs
-            from the path's candidate, which makes the paired estimate unbiased for draws from ``q_c``.
-        masks: Per container, the candidates that keep the path within the latency bound (all
-            ``True`` without a bound); ``log q_c`` is the log-softmax over them.
+        architecture: The path ``a`` the step runs first; its batch-norm statistics are kept.
+        alternatives: What each container's candidate is compared with.  ``"two_path"``: the second
+            architecture ``b``, drawn independently from the same distribution as ``a``.
+            ``"first_order"``: one alternative candidate per container, drawn from ``q_c``
+            restricted to the candidates other than the path's (the path's own when there is none).
+        importance_weights: ``"two_path"``: ``0.5`` per container.  ``"first_order"``: ``1 - q_c(i_c)``, the
+            probability that a draw from ``q_c`` differs from the path's candidate.
+        masks: ``"first_order"``: per container, the candidates that keep the path within the
+            latency bound (``log q_c`` is the log-softmax over them); ``"two_path"``: all ``True``.
+        estimator: ``"two_path"`` or ``"first_order"``.
+        position: ``"two_path"``: the point ``s ~ U(0, 1)`` of the segment from ``y_a`` to ``y_b``
+            at which the loss is evaluated; ``0.0`` for ``"first_order"``.
     """
 
     architecture: list[int]
     alternatives: list[int]
     importance_weights: list[float]
     masks: list[torch.Tensor]
+    estimator: str = "two_path"
+    position: float = 0.0
 
 
 def logit_names(n_containers: int) -> list[str]:
@@ -88,36 +107,29 @@ def search_init(
     return SearchState(dict(buffers), logits, opt_state, key, torch.zeros((), dtype=torch.int64))
 
 
-def next_search_sample(
-    key: torch.Tensor,
-    logits: Sequence[torch.Tensor],
-    table: _latency.LatencyTable | None = None,
-    max_latency: float | None = None,
-) -> tuple[torch.Tensor, SearchSample]:
-    """Splits ``key`` and samples the path and the alternatives of one gradient computation.
+def _check_estimator(estimator: str) -> str:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown search estimator {estimator!r}; use one of {list(ESTIMATORS)}")
+    return estimator
 
-    The path is drawn from ``softmax(logits)`` (restricted exactly to ``latency <= max_latency`` when
-    a bound is given).  Container ``c``'s comparison distribution ``q_c`` is its softmax restricted
-    to the candidates that keep the path feasible; the alternative ``j_c`` is drawn from ``q_c``
-    conditioned on ``j_c != i_c`` and weighted by ``1 - q_c(i_c)``, which has the expectation of a
-    plain draw from ``q_c`` (a draw equal to ``i_c`` contributes nothing) and never wastes the
-    alternative forward on the path's own candidate.
 
-    Returns:
-        ``(new_key, sample)``.
-    """
-    logits = tuple(l.detach() for l in logits)
-    new_key, path_key, alt_key = _random.split(key, 3)
+def _draw_path(
+    key: torch.Tensor, logits: Sequence[torch.Tensor], table: _latency.LatencyTable | None, max_latency: float | None
+) -> list[int]:
+    """One architecture from ``softmax(logits)``, restricted exactly to ``latency <= max_latency``."""
     if max_latency is None:
-        architecture = _samplers.sample_architectures(path_key, "categorical", _samplers.SamplingInputs((), logits))[0]
-        masks = [torch.ones(l.numel(), dtype=torch.bool) for l in logits]
-    else:
-        if table is None:
-            raise ValueError("a latency bound needs a latency table")
-        inputs = _samplers.SamplingInputs((), logits, table, max_latency)
-        architecture = _samplers.sample_architectures(path_key, "feasible", inputs)[0]
-        masks = _selection.feasible_alternatives(architecture, table, max_latency)
-    g = _random.generator(alt_key)
+        return _samplers.sample_architectures(key, "categorical", _samplers.SamplingInputs((), logits))[0]
+    if table is None:
+        raise ValueError("a latency bound needs a latency table")
+    inputs = _samplers.SamplingInputs((), logits, table, max_latency)
+    return _samplers.sample_architectures(key, "feasible", inputs)[0]
+
+
+def _first_order_alternatives(
+    key: torch.Tensor, logits: Sequence[torch.Tensor], architecture: list[int], masks: list[torch.Tensor]
+) -> tuple[list[int], list[float]]:
+    """Per container, ``j_c ~ q_c`` conditioned on ``j_c != i_c``, and its weight ``1 - q_c(i_c)``."""
+    g = _random.generator(key)
     alternatives, weights = [], []
     for l, mask, i in zip(logits, masks, architecture):
         probs = torch.softmax(l.double().cpu().masked_fill(~mask, float("-inf")), 0)
@@ -129,7 +141,87 @@ def next_search_sample(
         else:  # no other candidate keeps the path feasible (or has probability): no comparison
             alternatives.append(i)
             weights.append(0.0)
-    return new_key, SearchSample(architecture, alternatives, weights, masks)
+    return alternatives, weights
+
+
+def next_search_sample(
+    key: torch.Tensor,
+    logits: Sequence[torch.Tensor],
+    table: _latency.LatencyTable | None = None,
+    max_latency: float | None = None,
+    *,
+    estimator: str = "two_path",
+) -> tuple[torch.Tensor, SearchSample]:
+    """Splits ``key`` and samples what one gradient computation needs.
+
+    The path ``a`` is drawn from ``softmax(logits)`` (restricted exactly to ``latency <= max_latency``
+    when a bound is given).  ``"two_path"``: a second architecture ``b`` from the same distribution,
+    independently, and the point ``s ~ U(0, 1)``.  ``"first_order"``: container ``c``'s comparison
+    distribution ``q_c`` is its softmax restricted to the candidates that keep ``a`` feasible; the
+    alternative ``j_c`` is drawn from ``q_c`` conditioned on ``j_c != a_c`` and weighted by
+    ``1 - q_c(a_c)``.
+
+    Returns:
+        ``(new_key, sample)``.
+
+    Raises:
+        ValueError: On an unknown ``estimator``, a bound without a table, or a bound no architecture
+            of positive probability meets.
+    """
+    _check_estimator(estimator)
+    logits = tuple(l.detach() for l in logits)
+    new_key, path_key, alt_key = _random.split(key, 3)
+    architecture = _draw_path(path_key, logits, table, max_latency)
+    if estimator == "two_path":
+        other_key, position_key = _random.split(alt_key, 2)
+        other = _draw_path(other_key, logits, table, max_latency)
+        position = float(torch.rand((), generator=_random.generator(position_key), dtype=torch.float64))
+        masks = [torch.ones(l.numel(), dtype=torch.bool) for l in logits]
+        return new_key, SearchSample(architecture, other, [0.5] * len(logits), masks, "two_path", position)
+    if max_latency is None:
+        masks = [torch.ones(l.numel(), dtype=torch.bool) for l in logits]
+    else:
+        masks = _selection.feasible_alternatives(architecture, table, max_latency)
+    alternatives, weights = _first_order_alternatives(alt_key, logits, architecture, masks)
+    return new_key, SearchSample(architecture, alternatives, weights, masks, "first_order", 0.0)
+
+
+def two_path_output(
+    output: Any, other_output: Any, logits: Sequence[torch.Tensor], sample: SearchSample
+) -> Any:
+    """The model output the loss sees under the ``"two_path"`` estimator.
+
+    Every floating tensor leaf becomes ``y_a + s (y_b - y_a) + stopgrad(y_b - y_a) * (g - stopgrad(g))``
+    with ``y_a`` from ``output`` (path ``sample.architecture``), ``y_b`` from ``other_output`` (path
+    ``sample.alternatives``), ``s = sample.position`` and ``g = (log p(b) - log p(a)) / 2`` summed over
+    containers (unnormalised ``log_softmax``: under a bound the normaliser cancels).  Other leaves
+    are ``output``'s.  Its value is ``y_s``; the gradient it sends to ``logits`` is
+    ``<dl/dy(y_s), y_b - y_a> grad g``, whose expectation over ``s, a, b`` is ``grad E[L]``.
+
+    Raises:
+        ValueError: If the two outputs differ in structure or in a non-floating leaf's shape.
+    """
+    g = sum(
+        0.5 * (torch.log_softmax(l, 0)[j] - torch.log_softmax(l, 0)[i])
+        for l, i, j in zip(logits, sample.architecture, sample.alternatives)
+    )
+    leaves_a, spec = optree.tree_flatten(output, none_is_leaf=True)
+    leaves_b, spec_b = optree.tree_flatten(other_output, none_is_leaf=True)
+    if spec != spec_b:
+        raise ValueError(f"the two paths returned outputs of different structure: {spec} and {spec_b}")
+    s = sample.position
+    combined = []
+    for y_a, y_b in zip(leaves_a, leaves_b):
+        if isinstance(y_a, torch.Tensor) and y_a.is_floating_point():
+            if not isinstance(y_b, torch.Tensor) or y_b.shape != y_a.shape:
+                raise ValueError(f"the two paths returned outputs of different shapes: {tuple(y_a.shape)} and "
+                                 f"{getattr(y_b, 'shape', type(y_b).__name__)}")
+            delta = (y_b - y_a).detach()
+            score = (g - g.detach()).to(y_a.dtype) if isinstance(g, torch.Tensor) else 0.0
+            combined.append(y_a.detach() + s * delta + delta * score)
+        else:
+            combined.append(y_a)
+    return optree.tree_unflatten(spec, combined)
 
 
 class _Flag:
@@ -197,36 +289,109 @@ def search_gradients(
     *,
     table: _latency.LatencyTable | None = None,
     latency_weight: float = 0.0,
+    max_latency: float | None = None,
+    latency_loss_weight: float = 0.0,
     frozen_bn: bool = False,
+    other_buffers: Mapping[str, torch.Tensor] | None = None,
     sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
     apply: Apply | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """Gradient estimate of the loss with respect to the logits, on one batch and one sample.
 
-    The loss is ``loss_fn(output, batch)`` (plus ``latency_weight * expected_latency(logits, table)``),
-    computed on ``sample.architecture`` with the paired hooks installed; weights get no gradient.
+    The loss is ``loss_fn(output, batch)`` plus ``latency_weight * expected_latency(logits, table)``
+    plus ``latency_penalty(logits, table, max_latency, latency_loss_weight)`` (when the weights are
+    non-zero).  ``"two_path"``: both paths run without gradients (``sample.alternatives`` on
+    ``other_buffers``, default ``buffers``, whose changes are dropped) and the loss sees
+    :func:`two_path_output`; ``"first_order"``: ``sample.architecture`` runs with the paired hooks.
+    Weights get no gradient.
 
     Returns:
-        ``(grads, new_buffers, loss)``: gradients keyed by :func:`logit_names`, only for the logits
-        the loss depends on (as ``.grad`` stays ``None`` in PyTorch for the others: a container the
-        path does not reach, or whose alternative is the path's own candidate), the buffers after
-        the forward, the loss (detached).
+        ``(grads, new_buffers, loss)``: gradients keyed by :func:`logit_names` (``"two_path"``: every
+        container's, exactly zero where ``a`` and ``b`` agree; ``"first_order"``: only for the logits
+        the loss depends on, as ``.grad`` stays ``None`` in PyTorch for the others), the buffers after
+        path ``a``'s forward, the loss (detached).
     """
     apply = apply or make_apply(search_space)
     leaves = tuple(l.detach().requires_grad_(True) for l in logits)
-    hooks = paired_hooks(leaves, sample)
     args, kwargs = sample_to_model_inputs(batch)
     frozen = _bn.frozen_batch_norm(search_space) if frozen_bn else contextlib.nullcontext()
-    with torch.enable_grad(), installed_hooks(search_space, hooks), frozen:
-        output, new_buffers = apply(dict(params), buffers, sample.architecture, *args, **kwargs)
-        loss = loss_fn(output, batch)
-        if latency_weight:
-            if table is None:
-                raise ValueError("latency_weight needs a latency table")
-            loss = loss + latency_weight * _latency.expected_latency(leaves, table)
+    with frozen:
+        if _check_estimator(sample.estimator) == "two_path":
+            output, new_buffers = _two_path_forward(apply, params, buffers, other_buffers, leaves, sample, args, kwargs)
+            with torch.enable_grad():
+                loss = loss_fn(output, batch)
+        else:
+            with torch.enable_grad(), installed_hooks(search_space, paired_hooks(leaves, sample)):
+                output, new_buffers = apply(dict(params), buffers, sample.architecture, *args, **kwargs)
+                loss = loss_fn(output, batch)
+    with torch.enable_grad():
+        loss = loss + _latency_terms(leaves, table, latency_weight, max_latency, latency_loss_weight, loss)
         grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     names = logit_names(len(leaves))
     return {n: g for n, g in zip(names, grads) if g is not None}, new_buffers, loss.detach()
+
+
+def _two_path_forward(
+    apply: Callable[..., Any],
+    params: Mapping[str, torch.Tensor],
+    buffers: Mapping[str, torch.Tensor],
+    other_buffers: Mapping[str, torch.Tensor] | None,
+    leaves: Sequence[torch.Tensor],
+    sample: SearchSample,
+    args: tuple,
+    kwargs: dict,
+) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Runs paths ``a`` and ``b`` without gradients and returns :func:`two_path_output` and ``a``'s buffers."""
+    with torch.no_grad():
+        output, new_buffers = apply(dict(params), buffers, sample.architecture, *args, **kwargs)
+        if list(sample.alternatives) == list(sample.architecture):
+            other = output  # nothing to compare: a zero estimate, no second forward
+        else:
+            other, _ = apply(dict(params), other_buffers if other_buffers is not None else buffers,
+                             sample.alternatives, *args, **kwargs)
+    with torch.enable_grad():
+        return two_path_output(output, other, leaves, sample), new_buffers
+
+
+def _latency_terms(
+    leaves: Sequence[torch.Tensor],
+    table: _latency.LatencyTable | None,
+    latency_weight: float,
+    max_latency: float | None,
+    latency_loss_weight: float,
+    loss: torch.Tensor,
+) -> torch.Tensor | float:
+    """``latency_weight * E[latency] + latency_penalty(...)``, the latency terms of the search loss."""
+    terms: torch.Tensor | float = 0.0
+    if latency_weight or latency_loss_weight:
+        if table is None:
+            raise ValueError("latency_weight and latency_loss_weight need a latency table")
+    if latency_weight:
+        terms = terms + latency_weight * _latency.expected_latency(leaves, table)
+    if latency_loss_weight:
+        if max_latency is None:
+            raise ValueError("latency_loss_weight needs max_latency")
+        terms = terms + _latency.latency_penalty(leaves, table, max_latency, latency_loss_weight).to(loss.dtype)
+    return terms
+
+
+def _tuned_buffers(
+    search_space: nn.Module,
+    params: Mapping[str, torch.Tensor],
+    buffers: Mapping[str, torch.Tensor],
+    architecture: list[int],
+    bn_batches: Sequence[Any],
+    sample_to_model_inputs: InputsFn,
+    reduce_buffers: ReduceFn | None,
+) -> dict[str, torch.Tensor]:
+    """``buffers`` with ``architecture``'s batch-norm statistics recomputed on ``bn_batches`` (reduced across ranks)."""
+    tuned = _bn.bn_tune(
+        search_space, params, buffers, bn_batches, architecture=architecture, sample_to_model_inputs=sample_to_model_inputs
+    )
+    if reduce_buffers is not None:
+        names = [n for n in _bn.batch_norm_buffer_names(search_space, architecture) if n in tuned]
+        tuned.update(reduce_buffers({n: tuned[n] for n in names}))
+    return tuned
 
 
 def search_step(
@@ -240,6 +405,8 @@ def search_step(
     table: _latency.LatencyTable | None = None,
     max_latency: float | None = None,
     latency_weight: float = 0.0,
+    latency_loss_weight: float = 0.0,
+    estimator: str = "two_path",
     bn_tune_data: Sequence[Sequence[Any]] | None = None,
     sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
     check_finite: bool = True,
@@ -248,28 +415,34 @@ def search_step(
 ) -> tuple[SearchState, dict[str, Any]]:
     """One search update of the architecture logits over a ghost batch.
 
-    For every batch: a new :func:`next_search_sample`; with ``bn_tune_data`` the path's batch-norm
-    statistics are recomputed from ``bn_tune_data[b]`` (:func:`bn_tune`) and the loss runs with batch
-    norm in evaluation mode; the gradient estimates of all batches are summed and ``optimizer``
-    updates the logits.  ``params`` are only read; nothing given is mutated.
+    For every batch: a new :func:`next_search_sample`; with ``bn_tune_data`` the batch-norm
+    statistics of both sides of the comparison (path ``a``, and ``b`` or the first-order
+    alternatives' path) are recomputed from the same ``bn_tune_data[b]`` (:func:`bn_tune`; only
+    ``a``'s are kept) and the loss runs with batch norm in evaluation mode; the gradient estimates of
+    all batches are summed and ``optimizer`` updates the logits.  ``params`` are only read; nothing
+    given is mutated.
 
     Args:
         apply: The pure forward, from :func:`make_apply` (may be compiled; the same first argument as
-            :func:`pretrain_step`); its search space's containers receive the hooks while the step runs.
+            :func:`pretrain_step`); its search space's containers receive hooks while a first-order
+            step runs.
         optimizer: Pure optimizer over the logits (keys :func:`logit_names`).
-        loss_fn: ``loss_fn(output, batch) -> scalar``.
+        loss_fn: ``loss_fn(output, batch) -> scalar``; ``"two_path"`` calls it on :func:`two_path_output`.
         params: Weights ``{name: tensor}``.
         state: The :class:`SearchState`.
         batches: Dataloader items of the ghost batch.
-        table: Latency table (needed with ``max_latency`` or ``latency_weight``).
+        table: Latency table (needed with ``max_latency``, ``latency_weight`` or ``latency_loss_weight``).
         max_latency: Sample only architectures within this latency.
         latency_weight: Weight of ``expected_latency(logits, table)`` added to the loss.
+        latency_loss_weight: Weight of :func:`latency_penalty` added to the loss (needs ``max_latency``;
+            what ``EnotFixedLatencySearchOptimizer.modify_loss`` adds).
+        estimator: ``"two_path"`` (default, unbiased) or ``"first_order"`` (see the module docstring).
         bn_tune_data: One list of dataloader items per batch for batch-norm tuning, or ``None``.
         sample_to_model_inputs: Maps one item to ``(args, kwargs)``.
         check_finite: Raise on a non-finite loss.
         reduce_grads: Across processes, applied to the summed logit gradients before the update
             (``enot.distributed.GradientReducer()``: the mean over ranks); ``None``: identity.
-        reduce_buffers: Across processes, applied to the path's freshly tuned batch-norm buffers
+        reduce_buffers: Across processes, applied to each side's freshly tuned batch-norm buffers
             before the loss (``functools.partial(reducer.reduce_buffers, sum_counters=True)``);
             ``None``: identity.  Every rank must hold the same ``state.key``.
 
@@ -281,7 +454,10 @@ def search_step(
             With ``reduce_grads`` the check runs after the reduction (on the reduced gradients too),
             so that every rank raises together.
         TypeError: If ``apply`` was not made by :func:`make_apply`.
-        ValueError: If ``batches`` is empty or ``bn_tune_data`` does not have one entry per batch.
+        ValueError: If ``batches`` is empty, ``bn_tune_data`` does not have one entry per batch, or
+            ``table`` does not fit the search space (counts, nested containers), or
+            ``estimator`` is unknown.
+
     """
     if not batches:
         raise ValueError("search_step needs at least one batch")
@@ -289,25 +465,36 @@ def search_step(
         raise ValueError(f"bn_tune_data has {len(bn_tune_data)} entries; give one list per batch ({len(batches)})")
     if not isinstance(apply, Apply):
         raise TypeError(f"search_step expects the Apply made by enot.functional.make_apply(search_space), got {apply!r}")
+    if table is not None:  # the table must fit the space (issue 12): wrong counts give wrong latencies
+        _layout.check_latency_fits(apply.layout, [len(ops) for ops in table.operations])
+    _check_estimator(estimator)
     search_space = apply.search_space
     key, buffers, logits = state.key, dict(state.buffers), state.logits
     total: dict[str, torch.Tensor] = {}
     losses, samples = [], []
     for b, batch in enumerate(batches):
-        key, sample = next_search_sample(key, logits, table, max_latency)
+        key, sample = next_search_sample(key, logits, table, max_latency, estimator=estimator)
+        other_buffers = None
         if bn_tune_data is not None:
-            buffers = _bn.bn_tune(
-                search_space, params, buffers, bn_tune_data[b], architecture=sample.architecture,
-                sample_to_model_inputs=sample_to_model_inputs,
-            )
-            if reduce_buffers is not None:
-                tuned = [n for n in _bn.batch_norm_buffer_names(search_space, sample.architecture) if n in buffers]
-                buffers.update(reduce_buffers({n: buffers[n] for n in tuned}))
-        grads, buffers, loss = search_gradients(
-            search_space, params, buffers, logits, sample, loss_fn, batch, table=table,
-            latency_weight=latency_weight, frozen_bn=bn_tune_data is not None,
+            untuned = buffers
+            buffers = _tuned_buffers(search_space, params, untuned, sample.architecture, bn_tune_data[b],
+                                     sample_to_model_inputs, reduce_buffers)
+            if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
+                other_buffers = _tuned_buffers(search_space, params, untuned, _other_side(sample), bn_tune_data[b],
+                                               sample_to_model_inputs, reduce_buffers)
+        run_buffers = buffers
+        if other_buffers is not None and estimator == "first_order":
+            # The alternatives run on the containers' inputs with the trees' buffers: give their
+            # candidates the statistics tuned on the same batches, path a's its own.
+            run_buffers = {**other_buffers, **{n: buffers[n] for n in _bn.batch_norm_buffer_names(
+                search_space, sample.architecture) if n in buffers}}
+        grads, new_buffers, loss = search_gradients(
+            search_space, params, run_buffers, logits, sample, loss_fn, batch, table=table,
+            latency_weight=latency_weight, max_latency=max_latency, latency_loss_weight=latency_loss_weight,
+            frozen_bn=bn_tune_data is not None, other_buffers=other_buffers,
             sample_to_model_inputs=sample_to_model_inputs, apply=apply,
         )
+        buffers = new_buffers if bn_tune_data is None else buffers  # frozen batch norm changed nothing
         add_gradients_(total, grads)
         losses.append(loss)
         samples.append(sample)
@@ -319,3 +506,10 @@ def search_step(
     new_logits, opt_state = optimizer.update(total, state.opt_state, dict(zip(names, logits)))
     new_state = SearchState(buffers, tuple(new_logits[n] for n in names), opt_state, key, state.step + 1)
     return new_state, {"loss": torch.stack(losses).mean(), "samples": samples}
+
+
+def _other_side(sample: SearchSample) -> list[int]:
+    """The architecture the comparison runs besides ``sample.architecture``: ``b`` for ``"two_path"``;
+    for ``"first_order"`` the alternatives (each container's alternative runs on that container's
+    inputs, so its batch norms are those of the alternatives' path)."""
+    return list(sample.alternatives)

@@ -24,25 +24,24 @@ import numpy as np
 import torch
 
 from enot.functional import _random
-from enot.functional._latency import LatencyTable
+from enot.functional._latency import LatencyTable, float64_operations, latency_sum
 from enot.functional._validate import check_int
 
 __all__ = [
     "architecture_log_probability",
     "feasible_alternatives",
-    "min_feasible_latency",
     "sample_feasible_architecture",
     "select_architecture",
 ]
 
 # Proposal grid of sample_feasible_architecture: start, largest, draws per grid before refining.
-_START_BINS, _MAX_BINS, _TRIES_PER_GRID, _MAX_TRIES_AT_MAX = 1 << 10, 1 << 16, 8, 100_000
+_START_BINS, _MAX_BINS, _TRIES_PER_GRID = 1 << 10, 1 << 16, 8
 
 
 def _latencies(table: LatencyTable) -> tuple[float, list[np.ndarray]]:
     if not isinstance(table, LatencyTable):
         raise TypeError(f"expected an enot.functional.LatencyTable, got {type(table).__name__}")
-    return float(table.constant), [ops.detach().to("cpu", torch.float64).numpy().reshape(-1) for ops in table.operations]
+    return float(table.constant), float64_operations(table)
 
 
 def _scores(scores: Sequence[torch.Tensor | Sequence[float]], n_choices: Sequence[int]) -> list[np.ndarray]:
@@ -62,19 +61,14 @@ def _log_probabilities(logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def _sequential_latency(constant: float, ops: list[np.ndarray], architecture: Sequence[int]) -> float:
-    total = np.float64(constant)
-    for o, k in zip(ops, architecture):
-        total = total + o[k]
-    return float(total)
-
-
-def min_feasible_latency(table: LatencyTable) -> float:
-    """Latency of the fastest architecture (summed as :func:`architecture_latency` does)."""
-    constant, ops = _latencies(table)
-    return _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
+    return latency_sum(constant, (o[k] for o, k in zip(ops, architecture)))
 
 
 def _check_bound(table: LatencyTable, bound: float) -> tuple[float, list[np.ndarray]]:
+    if isinstance(bound, bool) or not isinstance(bound, (int, float, np.floating)) and not (
+        isinstance(bound, torch.Tensor) and bound.numel() == 1
+    ):
+        raise TypeError(f"the latency bound must be a number, got {bound!r}")
     bound = float(bound)
     if math.isnan(bound):
         raise ValueError("the latency bound is NaN")
@@ -86,6 +80,13 @@ def _check_bound(table: LatencyTable, bound: float) -> tuple[float, list[np.ndar
             f"no architecture meets it, use a bound of at least {lowest!r}"
         )
     return constant, ops
+
+
+def _no_finite_feasible(bound: float, what: str) -> ValueError:
+    return ValueError(
+        f"no architecture within the latency bound {bound!r} has a finite {what}: every feasible "
+        "architecture uses a candidate whose logit is -inf (raise the bound or make those logits finite)"
+    )
 
 
 def architecture_log_probability(architecture: Sequence[int], logits: Sequence[torch.Tensor]) -> float:
@@ -123,8 +124,10 @@ def select_architecture(
         The architecture as ``list[int]``.
 
     Raises:
-        ValueError: If the bound is below the minimum latency (the message states the minimum), or
-            the shapes of logits, scores and table disagree.
+        ValueError: If the bound is below the minimum latency (the message states the minimum), if
+            every architecture within the bound has a score of ``-inf`` (says so), or the shapes of
+            logits, scores and table disagree.
+        TypeError: If ``max_latency`` is not a number.
     """
     constant, ops = _check_bound(table, max_latency)
     bound = float(max_latency)
@@ -142,18 +145,25 @@ def select_architecture(
     # upper one.  Guess a lower bound close to the upper one first (few partial solutions survive):
     # when the programme finds an architecture at least as good as the guess, the optimum was never
     # pruned; otherwise lower the guess, ending with the known feasible score.
-    lower = _lp_rounding_lower_bound(constant, ops, values, hulls, bound)
-    xs, ys = suffix[0]
-    top = float(np.interp(bound - constant + 1e-9 * max(1.0, abs(bound)), xs, ys)) if np.isfinite(lower) else lower
-    for share in (0.3, 0.6, 1.0):
-        guess = top - (top - lower) * share
+    lower = max(
+        _lp_rounding_lower_bound(constant, ops, values, hulls, bound),
+        _fastest_lower_bound(constant, ops, values, bound),
+    )
+    if np.isfinite(lower):
+        xs, ys = suffix[0]
+        top = float(np.interp(bound - constant + 1e-9 * max(1.0, abs(bound)), xs, ys))
+        shares: tuple[float, ...] = (0.3, 0.6, 1.0) if np.isfinite(top) and top > lower else (1.0,)
+    else:  # no feasible finite score known: an exact programme without the LP lower bound
+        top, shares = lower, (1.0,)
+    for share in shares:
+        guess = top - (top - lower) * share if share < 1.0 else lower
         lat, score, parents, choices = _pareto_dp(constant, ops, values, bound, min_rest, suffix, guess)
         found = score[lat <= bound]
         if share == 1.0 or (found.size and found.max() >= guess):
             break
     feasible = np.nonzero(lat <= bound)[0]
-    if feasible.size == 0:  # cannot happen: the fastest architecture is feasible and never dominated away
-        raise AssertionError("latency-bounded selection lost every feasible architecture")
+    if feasible.size == 0:  # the fastest architecture is feasible: only -inf scores can empty the front
+        raise _no_finite_feasible(bound, "score" if scores is not None else "log-probability")
     best = feasible[np.argmax(score[feasible])]
     architecture = [0] * n
     point = int(best)
@@ -255,6 +265,18 @@ def _suffix_bound(hulls: list[_Hull]) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+def _fastest_lower_bound(constant: float, ops: list[np.ndarray], values: list[np.ndarray], bound: float) -> float:
+    """Score of the fastest architecture (best score among equally fast candidates): always feasible
+    once the bound passed :func:`_check_bound`; ``-inf`` when its score is."""
+    architecture = []
+    for o, v in zip(ops, values):
+        fastest = np.nonzero(o == o.min())[0]
+        architecture.append(int(fastest[np.argmax(v[fastest])]))
+    if _sequential_latency(constant, ops, architecture) > bound:
+        return -np.inf
+    return float(sum(v[k] for v, k in zip(values, architecture)))
+
+
 def _lp_rounding_lower_bound(
     constant: float, ops: list[np.ndarray], values: list[np.ndarray], hulls: list[_Hull], bound: float
 ) -> float:
@@ -345,7 +367,10 @@ def sample_feasible_architecture(
     grid draws exactly from ``softmax(logits)`` restricted to ``A``; a draw outside ``F`` is
     rejected and redrawn (the grid is refined after repeated rejections).  Accepted draws follow
     ``p`` restricted to ``F`` exactly, whatever grid produced them, because every proposal is
-    ``p`` restricted to a superset of ``F`` (rejection sampling).  Cost: ``O(bins * sum(n_choices))``.
+    ``p`` restricted to a superset of ``F`` (rejection sampling).  When draws keep being rejected
+    (``F`` holds a vanishing share of ``A``: bounds on ties of float sums, ``-inf`` logits), the
+    draw switches to an exact programme over the distinct partial latency sums, so it never loops
+    without end.  Cost: ``O(bins * sum(n_choices))`` per grid.
 
     Args:
         key: Random key (not consumed).
@@ -355,53 +380,127 @@ def sample_feasible_architecture(
         bins: Initial grid size (refined up to ``2**16`` when draws are rejected).
 
     Raises:
-        ValueError: If the bound is below the minimum latency (stating the minimum), or shapes disagree.
+        ValueError: If the bound is below the minimum latency (stating the minimum), if every
+            architecture within the bound has probability 0 (``-inf`` logits; says so), or shapes
+            disagree.
+        RuntimeError: If draws keep being rejected and the exact programme would hold more than
+            ``2**20`` partial sums (a vanishing feasible share on a huge space).
     """
     constant, ops = _check_bound(table, max_latency)
     bound = float(max_latency)
     check_int(bins, "bins", minimum=1)
-    n_choices = [o.size for o in ops]
+    probs = _feasible_probabilities(constant, ops, logits, table, bound)
+    g = _random.generator(key)
+    grid = bins
+    for _ in range(_GRID_ROUNDS):
+        proposal = _GridProposal(constant, ops, probs, bound, grid)
+        for _ in range(_TRIES_PER_GRID):
+            architecture = proposal.draw(g)
+            if _sequential_latency(constant, ops, architecture) <= bound:
+                return architecture
+        grid = min(grid * 2, _MAX_BINS)
+    return _exact_draw(constant, ops, probs, bound, g)
+
+
+# Grid rounds before the exact fallback (the grid doubles each round up to _MAX_BINS).
+_GRID_ROUNDS = 8
+_MAX_PARTIAL_SUMS = 1 << 20
+
+
+def _feasible_probabilities(
+    constant: float, ops: list[np.ndarray], logits: Sequence[torch.Tensor], table: LatencyTable, bound: float
+) -> list[np.ndarray]:
+    """``softmax(logits)`` per container with the candidates that fit no feasible architecture zeroed.
+
+    Raises ``ValueError`` when no architecture of positive probability is feasible.
+    """
     probs = [np.exp(lp.numpy()) for lp in _log_probabilities(logits)]
-    _scores(probs, n_choices)
+    _scores(probs, [o.size for o in ops])
     # Candidates infeasible even with every other container at its fastest never appear in a
     # feasible architecture (rounded addition is monotonic): drop them from the proposal exactly.
     fastest = [int(np.argmin(o)) for o in ops]
     for p, mask in zip(probs, feasible_alternatives(fastest, table, bound)):
         p *= mask.numpy()
-    lows = [o.min() for o in ops]
-    excess = [o - low for o, low in zip(ops, lows)]
-    slack = bound - _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
-    span = max(slack, max(float(e.max()) for e in excess), 0.0)
-    g = _random.generator(key)
-    grid, tries = bins, 0
-    while True:
+    # The fastest architecture among candidates of positive probability decides whether any is feasible.
+    if any(not (p > 0).any() for p in probs) or _sequential_latency(
+        constant, ops, [int(np.nonzero(p > 0)[0][np.argmin(o[p > 0])]) for o, p in zip(ops, probs)]
+    ) > bound:
+        raise _no_finite_feasible(bound, "probability (every one has probability 0)")
+    return probs
+
+
+class _GridProposal:
+    """Exact draws from ``p`` restricted to the superset ``A`` of the feasible set a grid admits."""
+
+    def __init__(self, constant: float, ops: list[np.ndarray], probs: list[np.ndarray], bound: float, grid: int):
+        lows = [o.min() for o in ops]
+        excess = [o - low for o, low in zip(ops, lows)]
+        slack = bound - _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
+        span = max(slack, max(float(e.max()) for e in excess), 0.0)
         step = (slack if slack > 0 else span if span > 0 else 1.0) / grid
-        budget = int(math.ceil(max(slack, 0.0) / step)) + len(ops) + 1  # one spare unit per rounding
+        self.budget = int(math.ceil(max(slack, 0.0) / step)) + len(ops) + 1  # one spare unit per rounding
         with np.errstate(over="ignore"):
-            units = [np.minimum(np.floor(e / step), budget + 1).astype(np.int64) for e in excess]
-        mass = _proposal_tables(probs, units, budget)
-        rounds = 0
-        while grid >= _MAX_BINS or rounds < _TRIES_PER_GRID:
-            architecture, left = [], budget
-            uniforms = torch.rand(len(ops), generator=g, dtype=torch.float64).numpy()
-            for c in range(len(ops)):
-                weights = np.where(units[c] <= left, probs[c] * mass[c + 1][np.clip(left - units[c], 0, budget)], 0.0)
-                cdf = np.cumsum(weights)
-                k = int(np.searchsorted(cdf, uniforms[c] * cdf[-1], side="right"))
-                if cdf[-1] <= 0 or k >= len(weights):
-                    raise ValueError(
-                        "sample_feasible_architecture: the feasible architectures all have probability 0 "
-                        "under these logits"
-                    )
-                architecture.append(k)
-                left -= int(units[c][k])
-            if _sequential_latency(constant, ops, architecture) <= bound:
-                return architecture
-            rounds += 1
-            tries += 1
-            if tries > _MAX_TRIES_AT_MAX:
-                raise RuntimeError(
-                    "sample_feasible_architecture rejected too many proposals; the feasible set holds a "
-                    "vanishing share of the distribution"
-                )
-        grid *= 2
+            self.units = [np.minimum(np.floor(e / step), self.budget + 1).astype(np.int64) for e in excess]
+        self.probs = probs
+        self.mass = _proposal_tables(probs, self.units, self.budget)
+
+    def draw(self, g: torch.Generator) -> list[int]:
+        architecture, left = [], self.budget
+        uniforms = torch.rand(len(self.probs), generator=g, dtype=torch.float64).numpy()
+        for c, (p, units) in enumerate(zip(self.probs, self.units)):
+            fits = units <= left
+            weights = np.where(fits, p * self.mass[c + 1][np.clip(left - units, 0, self.budget)], 0.0)
+            k = _categorical(weights, uniforms[c])
+            architecture.append(k)
+            left -= int(units[k])
+        return architecture
+
+
+def _categorical(weights: np.ndarray, uniform: float) -> int:
+    cdf = np.cumsum(weights)
+    k = int(np.searchsorted(cdf, uniform * cdf[-1], side="right"))
+    if cdf[-1] <= 0 or k >= len(weights):  # only reachable through a bug: the checks above ensure mass
+        raise AssertionError(f"categorical draw over weights {weights.tolist()} without mass")
+    while weights[k] <= 0:  # uniform * total landed on a flat stretch of the cdf's end
+        k -= 1
+    return k
+
+
+def _exact_draw(constant: float, ops: list[np.ndarray], probs: list[np.ndarray], bound: float, g: torch.Generator) -> list[int]:
+    """An exact draw by a programme over the distinct partial sums ``constant + o_0 + ... + o_c``."""
+    # Forward: the partial sums reachable by candidates of positive probability whose fastest
+    # completion still fits (rounded addition is monotonic, so no feasible architecture is lost).
+    fastest = [float(o[p > 0].min()) for o, p in zip(ops, probs)]
+    layers: list[np.ndarray] = [np.array([np.float64(constant)])]
+    for c, (o, p) in enumerate(zip(ops, probs)):
+        sums = np.unique((layers[-1][:, None] + o[p > 0][None, :]).reshape(-1))
+        completion = sums.copy()
+        for low in fastest[c + 1 :]:
+            completion = completion + low
+        layers.append(sums[completion <= bound])
+        if layers[-1].size > _MAX_PARTIAL_SUMS:
+            raise RuntimeError(
+                "sample_feasible_architecture: the feasible set holds a vanishing share of the distribution "
+                f"and the exact fallback would track more than {_MAX_PARTIAL_SUMS} partial latency sums"
+            )
+    # Backward: mass[c][i] is proportional to the probability that containers c.. complete the partial
+    # sum layers[c][i] feasibly (every layer is non-empty: a feasible architecture of positive
+    # probability exists, checked by _feasible_probabilities).
+    mass = [np.zeros(0)] * len(layers)
+    mass[-1] = np.ones(layers[-1].size)
+    for c in range(len(ops) - 1, -1, -1):
+        mass[c] = (_lookup(layers[c + 1], mass[c + 1], layers[c][:, None] + ops[c][None, :]) * probs[c]).sum(1)
+        mass[c] = mass[c] / mass[c].max()
+    architecture, partial = [], np.float64(constant)
+    uniforms = torch.rand(len(ops), generator=g, dtype=torch.float64).numpy()
+    for c, o in enumerate(ops):
+        k = _categorical(_lookup(layers[c + 1], mass[c + 1], partial + o) * probs[c], uniforms[c])
+        architecture.append(k)
+        partial = partial + o[k]
+    return architecture
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``values[i]`` where ``queries == keys[i]`` (``keys`` sorted), 0 where a query is not a key."""
+    pos = np.clip(np.searchsorted(keys, queries), 0, keys.size - 1)
+    return np.where(keys[pos] == queries, values[pos], 0.0)

@@ -3,14 +3,15 @@ and whole-model MAC counters kept under ENOT's names (`MacCalculatorThop`, `MacC
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import optree
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from enot.latency._initialize import _inference
 
 __all__ = ["LatencyMixin", "MacCalculatorPthflops", "MacCalculatorThop", "conv_mac_count"]
 
@@ -81,18 +82,6 @@ def conv_mac_count(
     if h_out < 1 or w_out < 1:
         raise ValueError(f"conv_mac_count: kernel {kh}x{kw} does not fit the padded input {h + 2 * ph}x{w + 2 * pw}")
     return h_out * w_out * kh * kw * (in_channels // groups) * out_channels / 1e6, (h_out, w_out)
-
-
-@contextlib.contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 class MacCalculatorThop:
