@@ -17,6 +17,10 @@ path extracted, its batch norm recalibrated on `--score-bn-batches` train batche
     python benchmarks/search_quality.py                 # 3 seeds, 40 pretrain epochs (~10-15 min, 1 core)
     python benchmarks/search_quality.py --seeds 1 --pretrain-epochs 10
     python benchmarks/search_quality.py --quick         # 1 seed, 3 pretrain epochs, tau on 100 architectures
+    python benchmarks/search_quality.py --tau-only --pretrain-epochs 10 --pretrain-options '{"sampler": "sandwich"}'
+
+(`python benchmarks/...` imports the installed `enot`; from a git worktree prefix `PYTHONPATH=$PWD`.
+The header line names the `enot` it imported.)
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ground_truth"))
 from space import OPS, QUANTILES, bounds as latency_bounds, build_search_space, load_data  # noqa: E402
 
+import enot  # noqa: E402
 from enot.latency import initialize_latency  # noqa: E402
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotPretrainOptimizer  # noqa: E402
 from enot.utils import tune_bn_stats  # noqa: E402
@@ -55,7 +60,7 @@ def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float
     return float((model(x).argmax(1) == y).float().mean())
 
 
-def _pretrain(seed: int, data: dict, epochs: int, batch: int) -> torch.nn.Module:
+def _pretrain(seed: int, data: dict, epochs: int, batch: int, options: dict | None = None) -> torch.nn.Module:
     x_train, y_train = data["train"]
     space = build_search_space(seed)
     initialize_latency("mmac", space, (x_train[:1],))
@@ -63,15 +68,23 @@ def _pretrain(seed: int, data: dict, epochs: int, batch: int) -> torch.nn.Module
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.SGD(space.model_parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
-    enot_optimizer = EnotPretrainOptimizer(space, optimizer, seed=seed)
+    options = dict(options or {})
+    enot_optimizer = EnotPretrainOptimizer(space, optimizer, seed=seed, **options)
+    distill = options.get("sampler") == "sandwich" and options.get("distill", True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(enot_optimizer, T_max=max(1, epochs * len(loader)))
     space.train()
     for _ in range(epochs):
         for inputs, labels in loader:
             enot_optimizer.zero_grad()
 
-            def closure() -> None:
-                Fn.cross_entropy(space(inputs), labels).backward()
+            if distill:  # in-place distillation: the opt-in modify_loss turns a student path's loss into KD
+
+                def closure() -> None:
+                    enot_optimizer.modify_loss(Fn.cross_entropy(space(inputs), labels)).backward()
+            else:
+
+                def closure() -> None:
+                    Fn.cross_entropy(space(inputs), labels).backward()
 
             enot_optimizer.step(closure)
             scheduler.step()
@@ -140,6 +153,10 @@ def main() -> None:
                         help="score a fixed random subset of this many architectures (0: all)")
     parser.add_argument("--quick", action="store_true", help="--seeds 1 --pretrain-epochs 3 --search-epochs 2 "
                         "--tau-architectures 100 (a smoke run: figures are not comparable)")
+    parser.add_argument("--pretrain-options", type=json.loads, default={},
+                        help='EnotPretrainOptimizer options as JSON, e.g. \'{"sampler": "fair"}\' (default: none)')
+    parser.add_argument("--tau-only", action="store_true",
+                        help="pretrain and Kendall tau only (no search, no selectors): a pretrain variant in minutes")
     parser.add_argument("--table", type=Path, default=TABLE)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--estimator", default="two_path", help="search estimator: two_path or first_order")
@@ -162,24 +179,28 @@ def main() -> None:
     print(f"ground truth: {len(table)} architectures of {len(next(iter(table)))} containers x {len(OPS)} ops {OPS}, "
           f"MMAC {latencies[0]:.4f}..{latencies[-1]:.4f}; bounds {[round(b, 4) for b in bounds]} "
           f"(quantiles {QUANTILES} of all MMAC; feasible {[sum(l <= b for l in latencies) for b in bounds]})")
-    print(f"pipeline: pretrain {args.pretrain_epochs} epochs, search {args.search_epochs} epochs, seeds {args.seeds}; "
-          f"tau over {'all' if len(scored) == len(architectures) else len(scored)} architectures", flush=True)
+    print(f"pipeline: pretrain {args.pretrain_epochs} epochs, options {args.pretrain_options},"
+          f" search {args.search_epochs} epochs, seeds {args.seeds}; "
+          f"tau over {'all' if len(scored) == len(architectures) else len(scored)} architectures; enot from "
+          f"{Path(enot.__file__).parent}", flush=True)
 
     rows: dict[str, list[dict]] = {k: [] for k in ["pipeline", "supernet, all feasible scored", "random feasible",
                                                    "largest that fits", "stand-alone validation accuracy"]}
     taus, timings = [], {"pretrain": [], "search": [], "score": []}
     for seed in range(args.seeds):
         t0 = time.perf_counter()
-        space = _pretrain(seed, data, args.pretrain_epochs, args.batch)
+        c0 = time.process_time()
+        space = _pretrain(seed, data, args.pretrain_epochs, args.batch, args.pretrain_options)
         timings["pretrain"].append(time.perf_counter() - t0)
+        timings.setdefault("pretrain_cpu", []).append(time.process_time() - c0)
         t0 = time.perf_counter()
         scores = _supernet_scores(space, scored, data, bn_loader, bn_batches=args.score_bn_batches)
         timings["score"].append(time.perf_counter() - t0)
         tau = float(kendalltau([scores[a] for a in scored], [truth[a] for a in scored]).statistic)
         taus.append(tau)
-        print(f"seed {seed}: pretrain {timings['pretrain'][-1]:.0f} s; BN-tuned supernet vs ground truth: "
+        print(f"seed {seed}: pretrain {timings['pretrain'][-1]:.0f} s (CPU {timings['pretrain_cpu'][-1]:.0f} s); BN-tuned supernet vs ground truth: "
               f"Kendall tau {tau:.3f} ({timings['score'][-1]:.0f} s)", flush=True)
-        for b, bound in enumerate(bounds):
+        for b, bound in enumerate([] if args.tau_only else bounds):
             feasible = [a for a in architectures if table[a]["mmac"] <= bound]
             t0 = time.perf_counter()
             pick = tuple(_search(copy.deepcopy(space), bound, data, bn_loader, args.search_epochs, seed,
@@ -200,6 +221,13 @@ def main() -> None:
             print(f"  bound {bound:.4f}: pick {list(pick)} {[OPS[k] for k in pick]} mmac {table[pick]['mmac']:.4f} "
                   f"({f['use']:.1%}), regret {f['regret']:.2f} pp, percentile {f['percentile']:.1f} "
                   f"({timings['search'][-1]:.0f} s)", flush=True)
+    if args.tau_only:
+        print(f"Kendall tau (BN-tuned supernet val accuracy vs ground truth): mean {statistics.fmean(taus):.3f}, "
+              f"per seed {[round(t, 3) for t in taus]}")
+        print(f"wall time: total {time.perf_counter() - start:.0f} s (CPU {time.process_time() - cpu_start:.0f} s); per seed "
+              f"pretrain {statistics.fmean(timings['pretrain']):.0f} s (CPU {statistics.fmean(timings['pretrain_cpu']):.0f} s), "
+              f"scoring {statistics.fmean(timings['score']):.0f} s")
+        return
     print(f"\n{args.seeds} seeds x {len(bounds)} bounds; regret in pp of mean stand-alone test accuracy vs the best "
           f"feasible; percentile among feasible (100 = best); budget use = pick MMAC / bound")
     print("| selector | mean regret | worst regret | mean percentile | median budget use | lowest budget use |")

@@ -50,6 +50,20 @@ def test_fair_sampling_balances_every_container(n_choices, seed):
         assert max(counts.values()) - min(counts.values()) <= 1
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=5), st.integers(0, 2**31), st.integers(0, 4), st.data())
+def test_sandwich_paths_are_largest_smallest_then_valid_uniform_draws(n_choices, seed, n_random, data):
+    largest = tuple(data.draw(st.integers(0, n - 1)) for n in n_choices)
+    smallest = tuple(data.draw(st.integers(0, n - 1)) for n in n_choices)
+    sandwich = ef.check_sandwich(ef.Sandwich(largest, smallest, n_random), n_choices)
+    key = ef.random.key(seed)
+    new_key, archs = ef.sandwich_architectures(key, n_choices, sandwich)
+    assert archs[:2] == [list(largest), list(smallest)] and len(archs) == 2 + n_random
+    assert all(0 <= i < n for a in archs for i, n in zip(a, n_choices))
+    again_key, again = ef.sandwich_architectures(key, n_choices, sandwich)
+    assert again == archs and torch.equal(again_key, new_key) and not torch.equal(new_key, key)
+
+
 _OPTIMIZERS = [ef.sgd(0.1), ef.sgd(0.1, 0.9, weight_decay=0.01, nesterov=True), ef.adam(1e-2), ef.adamw(1e-2)]
 
 

@@ -49,14 +49,25 @@ def _loss(output, batch):
     return Fn.cross_entropy(output, batch[1])
 
 
-def _facade_and_core(space_fn, opt_name, *, sampler="uniform", ghost=1, steps=3, shape=(6, 1, 12, 12), classes=10):
+def _facade_and_core(space_fn, opt_name, *, sampler="uniform", ghost=1, steps=3, shape=(6, 1, 12, 12), classes=10,
+                     options=None):
+    """Trains copies of one search space by the facade and by ``pretrain_step`` (float64).
+
+    ``options`` (facade options beyond ``sampler``/``seed``) with ``sampler="sandwich"`` map to
+    ``pretrain_step(sandwich=Sandwich(...))``; the closure then goes through ``modify_loss``."""
+    options = dict(options or {})
     torch.manual_seed(0)
     space = SearchSpaceModel(space_fn()).double()
     batches = _batches(steps * ghost, shape, classes)
     space.initialize_output_distribution_optimization(batches[0][0])
     core_space = copy.deepcopy(space)
     make_torch, make_pure = OPTIMIZERS[opt_name]
-    enot_opt = EnotPretrainOptimizer(space, make_torch(space.model_parameters()), sampler=sampler, seed=7)
+    enot_opt = EnotPretrainOptimizer(space, make_torch(space.model_parameters()), sampler=sampler, seed=7, **options)
+    core_kwargs = {"sampler": sampler}
+    if sampler == "sandwich":
+        largest, smallest = ef.extreme_architectures(core_space.layout, dict(core_space.named_parameters()))
+        core_kwargs = {"sandwich": ef.Sandwich(tuple(largest), tuple(smallest), options.get("sandwich_random", 2),
+                                               options.get("distill", True), options.get("temperature", 1.0))}
 
     trees = ef.split_search_space(core_space)
     pure = make_pure()
@@ -68,13 +79,13 @@ def _facade_and_core(space_fn, opt_name, *, sampler="uniform", ghost=1, steps=3,
         enot_opt.zero_grad()
         for x, y in group:
             def closure(x=x, y=y):
-                loss = Fn.cross_entropy(space(x), y)
+                loss = enot_opt.modify_loss(Fn.cross_entropy(space(x), y))
                 loss.backward()
                 return loss
             enot_opt.model_step(closure)
             facade_archs += enot_opt.last_architectures
         enot_opt.step()
-        state, info = ef.pretrain_step(apply, pure, _loss, state, group, sampler=sampler)
+        state, info = ef.pretrain_step(apply, pure, _loss, state, group, **core_kwargs)
         core_archs += info["architectures"]
     return space, enot_opt, state, facade_archs, core_archs
 
@@ -115,6 +126,102 @@ def test_facade_equals_functional_core_with_ghost_batch_and_fairness(opt_name):
     )
     assert fa == ca and len(fa) == 2 * 2 * 3
     _assert_state_equal(space, enot_opt, state, opt_name)
+
+
+@pytest.mark.parametrize(
+    ("opt_name", "space_fn", "options"),
+    [
+        ("sgd_momentum", tiny_mobilenet, {}),
+        ("adam", tiny_mobilenet, {"distill": False, "sandwich_random": 1}),
+        ("sgd_nesterov_dampening0", Nested, {"temperature": 2.5, "sandwich_random": 3}),
+    ],
+)
+def test_facade_equals_functional_core_with_sandwich(opt_name, space_fn, options):
+    shape, classes = ((6, 1, 12, 12), 10) if space_fn is tiny_mobilenet else ((4, 1, 8, 8), 3)
+    space, enot_opt, state, fa, ca = _facade_and_core(
+        space_fn, opt_name, sampler="sandwich", ghost=2, steps=2, shape=shape, classes=classes, options=options
+    )
+    n_paths = 2 + options.get("sandwich_random", 2)
+    assert fa == ca and len(fa) == 2 * 2 * n_paths
+    largest, smallest = ef.extreme_architectures(space.layout, dict(space.named_parameters()))
+    assert fa[0::n_paths] == [largest] * 4 and fa[1::n_paths] == [smallest] * 4
+    _assert_state_equal(space, enot_opt, state, opt_name)
+
+
+def test_distillation_changes_the_students_gradients():
+    """distill=True trains the paths after the largest on the teacher's outputs, not on the labels."""
+    runs = {}
+    for distill in (True, False):
+        space, *_ = _facade_and_core(tiny_mobilenet, "sgd_momentum", sampler="sandwich", steps=1,
+                                     options={"distill": distill, "sandwich_random": 0})
+        runs[distill] = dict(space.named_parameters())
+    largest, smallest = ef.extreme_architectures(space.layout, dict(space.named_parameters()))
+    only_small = set(ef.path_names(space.layout, smallest)) - set(ef.path_names(space.layout, largest))
+    assert only_small
+    assert any(not torch.equal(runs[True][n], runs[False][n]) for n in only_small if n in runs[True])
+
+
+def test_distillation_loss_is_soft_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g, dtype=torch.float64)
+    for t in (1.0, 3.0):
+        p = torch.softmax(teacher / t, 1)
+        kl = (p * (p.log() - torch.log_softmax(student / t, 1))).sum(1).mean() * t * t
+        entropy = -(p * p.log()).sum(1).mean() * t * t
+        assert torch.allclose(ef.distillation_loss(student, teacher, t), kl + entropy)
+    assert torch.allclose(ef.distillation_loss(teacher, teacher), -(torch.softmax(teacher, 1) * torch.log_softmax(teacher, 1)).sum(1).mean())
+    student.requires_grad_(True)
+    teacher.requires_grad_(True)
+    ef.distillation_loss(student, teacher).backward()
+    assert teacher.grad is None and student.grad is not None
+    with pytest.raises(ValueError, match="one shape"):
+        ef.distillation_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(TypeError, match="tensors"):
+        ef.distillation_loss([1.0], torch.zeros(2, 4))
+
+
+def test_extreme_architectures_count_weights(mobilenet_space):
+    layout = mobilenet_space.layout
+    params = dict(mobilenet_space.named_parameters())
+    largest, smallest = ef.extreme_architectures(layout, params)
+    for c, n in enumerate(layout.n_choices):
+        sizes = [sum(t.numel() for name, t in params.items() if (c, k) in layout.requirements[name]) for k in range(n)]
+        assert sizes[largest[c]] == max(sizes) and sizes[smallest[c]] == min(sizes)
+
+
+def test_sandwich_bad_input(mobilenet_space):
+    opt = torch.optim.SGD(mobilenet_space.model_parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"need sampler='sandwich'"):
+        EnotPretrainOptimizer(mobilenet_space, opt, distill=False)
+    with pytest.raises(ValueError, match="n_random"):
+        EnotPretrainOptimizer(mobilenet_space, opt, sampler="sandwich", sandwich_random=-1)
+    with pytest.raises(ValueError, match="temperature"):
+        EnotPretrainOptimizer(mobilenet_space, opt, sampler="sandwich", temperature=0)
+    trees = ef.split_search_space(mobilenet_space)
+    state = ef.pretrain_init(trees.params, trees.buffers, ef.sgd(0.1), ef.random.key(0))
+    apply = ef.make_apply(mobilenet_space)
+    largest, smallest = ef.extreme_architectures(mobilenet_space.layout, trees.params)
+    batch = (torch.randn(2, 1, 12, 12), torch.randint(0, 10, (2,)))
+    good = ef.Sandwich(tuple(largest), tuple(smallest))
+    with pytest.raises(ValueError, match="sandwich.largest"):
+        ef.pretrain_step(apply, ef.sgd(0.1), _loss, state, [batch], sandwich=good._replace(largest=(0,)))
+    with pytest.raises(ValueError, match="sampler='fair'"):
+        ef.pretrain_step(apply, ef.sgd(0.1), _loss, state, [batch], sandwich=good, sampler="fair")
+
+    # distill=True with a closure that never calls modify_loss: raises before any student path runs
+    mobilenet_space.initialize_output_distribution_optimization(batch[0])
+    enot_opt = EnotPretrainOptimizer(mobilenet_space, opt, sampler="sandwich")
+    before = {n: t.clone() for n, t in mobilenet_space.named_parameters()}
+
+    def closure():
+        Fn.cross_entropy(mobilenet_space(batch[0]), batch[1]).backward()
+
+    with pytest.raises(RuntimeError, match="modify_loss"):
+        enot_opt.step(closure)
+    assert all(torch.equal(before[n], t) for n, t in mobilenet_space.named_parameters())
+    assert all(p.grad is None for p in mobilenet_space.parameters())
+    with pytest.raises(RuntimeError, match="inside the closure"):
+        enot_opt.modify_loss(torch.zeros(()))
 
 
 def test_unsampled_candidates_keep_weights_state_and_buffers():

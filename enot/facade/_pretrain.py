@@ -30,7 +30,13 @@ class EnotPretrainOptimizer(SearchSpaceOptimizer):
         check_recommended_optimizations: Refuse to step before
             ``search_space.initialize_output_distribution_optimization`` was called.
         **options: ``sampler``: ``"uniform"`` (default: one path per ``model_step``) or ``"fair"``
-            (strict fairness: ``max(n_choices)`` paths per ``model_step``, every candidate trained);
+            (strict fairness: ``max(n_choices)`` paths per ``model_step``, every candidate trained) or
+            ``"sandwich"`` (the sandwich rule: per ``model_step`` the largest path, the smallest and
+            ``sandwich_random`` (default 2) uniform paths; largest and smallest by weight count,
+            ``enot.functional.extreme_architectures``); with it ``distill`` (default ``True``: in-place
+            distillation, the closure must call ``enot_optimizer.modify_loss(loss).backward()``, which
+            replaces the loss of the paths after the largest by the soft cross-entropy against the
+            largest's output, ``temperature`` default 1.0; ``False``: every path on the closure's own loss);
             ``seed``: integer seed of the architecture sampler (default 0; give every rank the same);
             ``reducer``: ``"auto"`` (default: an ``enot.distributed.GradientReducer`` when a process group
             of several ranks exists), ``None`` or a ``GradientReducer``.  With a reducer, :meth:`step`
@@ -45,7 +51,7 @@ class EnotPretrainOptimizer(SearchSpaceOptimizer):
             ``search_space.model_parameters()`` (it would learn nothing; also in :meth:`add_param_group`).
     """
 
-    _options = ("reducer", "sampler", "seed")
+    _options = ("distill", "reducer", "sampler", "sandwich_random", "seed", "temperature")
 
     def __init__(
         self,
@@ -56,12 +62,72 @@ class EnotPretrainOptimizer(SearchSpaceOptimizer):
     ) -> None:
         super().__init__(search_space, optimizer, options)
         sampler = options.get("sampler", "uniform")
-        allowed = ef.available_samplers(given=())  # the registered samplers that need no logits
+        allowed = (*ef.available_samplers(given=()), "sandwich")  # the registered samplers that need no logits
         if sampler not in allowed:
             raise ValueError(f"EnotPretrainOptimizer sampler must be one of {allowed}, got {sampler!r}")
         self._sampler = sampler
+        self._sandwich = self._sandwich_options(options)
+        self._role: str | None = None  # inside a sandwich closure: "teacher" or "student"
         self.check_recommended_optimizations = bool(check_recommended_optimizations)
         self.last_architectures: list[list[int]] = []
+
+    def _sandwich_options(self, options: dict[str, Any]) -> ef.Sandwich | None:
+        extra = sorted(k for k in ("distill", "sandwich_random", "temperature") if k in options)
+        if self._sampler != "sandwich":
+            if extra:
+                raise ValueError(f"EnotPretrainOptimizer options {extra} need sampler='sandwich', got {self._sampler!r}")
+            return None
+        largest, smallest = ef.extreme_architectures(self.search_space.layout, dict(self.search_space.named_parameters()))
+        sandwich = ef.Sandwich(tuple(largest), tuple(smallest), options.get("sandwich_random", 2),
+                               options.get("distill", True), options.get("temperature", 1.0))
+        return ef.check_sandwich(sandwich, self.search_space.layout.n_choices)
+
+    def modify_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss a sandwich closure should differentiate (``sampler="sandwich"``, ``distill=True``).
+
+        On the largest path it is ``loss`` itself; on the other paths it is
+        ``enot.functional.distillation_loss`` of the search space's latest output in this closure
+        against the largest path's output on the same step (``loss`` is then unused).  Without
+        distillation it returns ``loss``.  The closure must call the search space once and then
+        ``enot_optimizer.modify_loss(loss).backward()``.
+
+        Raises:
+            RuntimeError: If called outside a closure run by this optimizer, or before the search
+                space was called in it.
+        """
+        if self._sandwich is None or not self._sandwich.distill:
+            return loss
+        if self._role is None:
+            raise RuntimeError("EnotPretrainOptimizer.modify_loss must be called inside the closure passed to step/model_step")
+        self._modified = True
+        if self._last_output is None:
+            raise RuntimeError("EnotPretrainOptimizer.modify_loss: call the search space in the closure before modify_loss")
+        if self._role == "teacher":
+            return loss
+        return ef.distillation_loss(self._last_output, self._teacher, self._sandwich.temperature)
+
+    def _run_sandwich_closure(self, closure: Closure, teacher: bool) -> Any:
+        if not self._sandwich.distill:  # type: ignore[union-attr]
+            return closure()
+
+        def record(module: Any, args: Any, output: Any) -> None:
+            self._last_output = output
+
+        self._role, self._modified, self._last_output = ("teacher" if teacher else "student"), False, None
+        handle = self.search_space.register_forward_hook(record)
+        try:
+            result = closure()
+        finally:
+            handle.remove()
+            self._role = None
+        if not self._modified:
+            self.zero_grad()
+            raise RuntimeError("EnotPretrainOptimizer(sampler='sandwich', distill=True): the closure must pass its loss "
+                               "through enot_optimizer.modify_loss(loss) before backward() (or pass distill=False)")
+        if teacher:
+            self._teacher = self._last_output.detach() if isinstance(self._last_output, torch.Tensor) else self._last_output
+        self._last_output = None
+        return result
 
     def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
         ss = self.search_space
@@ -90,12 +156,17 @@ class EnotPretrainOptimizer(SearchSpaceOptimizer):
                 "EnotPretrainOptimizer: call search_space.initialize_output_distribution_optimization(sample_inputs) "
                 "once before pretraining (or pass check_recommended_optimizations=False)"
             )
-        self._key, architectures = ef.next_architectures(self._key, self.search_space.layout.n_choices, self._sampler)
+        n_choices = self.search_space.layout.n_choices
+        if self._sandwich is not None:
+            key, architectures = ef.sandwich_architectures(self._key, n_choices, self._sandwich)
+        else:
+            key, architectures = ef.next_architectures(self._key, n_choices, self._sampler)
+        self._key = key
         self._note_architectures(architectures)
         results = []
-        for architecture in architectures:
+        for i, architecture in enumerate(architectures):
             self.search_space.sample(architecture)
-            result = closure()
+            result = closure() if self._sandwich is None else self._run_sandwich_closure(closure, teacher=i == 0)
             self._raise_if_not_finite(result, f"pretrain step {self._step_count}, architecture {architecture}", "weights")
             results.append(result)
         self.last_architectures = architectures

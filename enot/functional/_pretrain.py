@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from enot.functional import _prefix, _random, _samplers
+from enot.functional import _prefix, _random, _samplers, _sandwich
 from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
 from enot.functional._trees import Apply
@@ -76,14 +76,43 @@ def path_gradients(
     Returns ``(grads, new_buffers, loss)``; ``grads`` holds only the weights on the path that the
     loss depends on (others are absent, as ``.grad is None`` in ``torch.optim``).
     """
+    grads, new_buffers, loss, _ = _path_gradients(
+        apply, params, buffers, architecture, lambda output: loss_fn(output, batch), batch, sample_to_model_inputs
+    )
+    return grads, new_buffers, loss
+
+
+def _path_gradients(apply, params, buffers, architecture, loss_of_output, batch, sample_to_model_inputs):
+    """:func:`path_gradients` with the loss a function of the output; also returns the detached output."""
     names = [n for n in apply.path_names(architecture) if n in params]
     leaves = {n: params[n].detach().requires_grad_(True) for n in names}
     args, kwargs = sample_to_model_inputs(batch)
     with torch.enable_grad():
         output, new_buffers = apply({**params, **leaves}, buffers, architecture, *args, **kwargs)
-        loss = loss_fn(output, batch)
+        loss = loss_of_output(output)
         grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-    return {n: g for n, g in zip(names, grads) if g is not None}, new_buffers, loss.detach()
+    output = output.detach() if isinstance(output, torch.Tensor) else output
+    return {n: g for n, g in zip(names, grads) if g is not None}, new_buffers, loss.detach(), output
+
+
+def _add_sandwich_gradients_(grads, apply, params, buffers, architectures, loss_fn, batch, sample_to_model_inputs,
+                             sandwich):
+    """The sandwich rule on one batch: the first path (the largest) on ``loss_fn``, the others on
+    ``loss_fn`` or, with ``sandwich.distill``, on the distillation loss against its output."""
+    losses, teacher = [], None
+    for i, architecture in enumerate(architectures):
+        if i == 0 or not sandwich.distill:
+            loss_of_output = lambda output: loss_fn(output, batch)  # noqa: E731
+        else:
+            loss_of_output = lambda output: _sandwich.distillation_loss(output, teacher, sandwich.temperature)  # noqa: E731
+        path_grads, buffers, loss, output = _path_gradients(
+            apply, params, buffers, architecture, loss_of_output, batch, sample_to_model_inputs
+        )
+        if i == 0:
+            teacher = output
+        add_gradients_(grads, path_grads)
+        losses.append(loss)
+    return buffers, losses
 
 
 def _check_apply(apply: Any, share_prefix: bool) -> None:
@@ -139,6 +168,7 @@ def pretrain_step(
     reduce_grads: ReduceFn | None = None,
     reduce_buffers: ReduceFn | None = None,
     share_prefix: bool = False,
+    sandwich: _sandwich.Sandwich | None = None,
 ) -> tuple[PretrainState, dict[str, Any]]:
     """One pretrain update over a ghost batch.
 
@@ -161,6 +191,12 @@ def pretrain_step(
     per path.  It needs an eager ``apply`` (``make_apply`` without ``compile``) and a prefix without
     randomness (dropout there would draw one mask for all paths).
 
+    With ``sandwich`` (an :class:`enot.functional.Sandwich`; ``sampler`` is then unused and must stay
+    ``"uniform"``) every batch trains ``sandwich.largest`` on ``loss_fn``, then ``sandwich.smallest``
+    and ``sandwich.n_random`` uniform paths (:func:`sandwich_architectures`), with ``sandwich.distill``
+    on :func:`distillation_loss` against the largest path's detached output on that batch (in-place
+    distillation) instead of ``loss_fn``.  ``info["loss"]`` is then the mean over those path losses.
+
     Args:
         apply: The pure forward, from :func:`make_apply` (the same first argument as :func:`search_step`).
         optimizer: Pure optimizer over the weights.
@@ -173,7 +209,8 @@ def pretrain_step(
 
     Raises:
         TypeError: If ``apply`` was not made by :func:`make_apply`.
-        ValueError: If ``batches`` is empty, or ``share_prefix`` with a compiled ``apply``.
+        ValueError: If ``batches`` is empty, ``share_prefix`` with a compiled ``apply``, or ``sandwich``
+            with ``share_prefix`` or another ``sampler``, or a bad ``sandwich`` field.
         FloatingPointError: If ``check_finite`` and a loss is NaN or infinite; nothing is updated.  With
             ``reduce_grads`` the check runs after the reduction, on the reduced gradients too, so that
             every rank raises together (a NaN on one rank reaches all through the mean).
@@ -181,14 +218,25 @@ def pretrain_step(
     if not batches:
         raise ValueError("pretrain_step needs at least one batch")
     _check_apply(apply, share_prefix)
+    if sandwich is not None:
+        sandwich = _sandwich.check_sandwich(sandwich, apply.layout.n_choices)
+        if share_prefix or sampler != "uniform":
+            raise ValueError(f"sandwich replaces the sampler and does not share the prefix; got sampler={sampler!r}, "
+                             f"share_prefix={share_prefix!r}")
     key, params, buffers = state.key, state.params, dict(state.buffers)
     grads: Tree = {}
     losses, architectures = [], []
     for batch in batches:
-        key, archs = next_architectures(key, apply.layout.n_choices, sampler)
-        buffers, batch_losses = _add_batch_gradients_(
-            grads, apply, params, buffers, archs, loss_fn, batch, sample_to_model_inputs, share_prefix
-        )
+        if sandwich is not None:
+            key, archs = _sandwich.sandwich_architectures(key, apply.layout.n_choices, sandwich)
+            buffers, batch_losses = _add_sandwich_gradients_(
+                grads, apply, params, buffers, archs, loss_fn, batch, sample_to_model_inputs, sandwich
+            )
+        else:
+            key, archs = next_architectures(key, apply.layout.n_choices, sampler)
+            buffers, batch_losses = _add_batch_gradients_(
+                grads, apply, params, buffers, archs, loss_fn, batch, sample_to_model_inputs, share_prefix
+            )
         losses.extend(batch_losses)
         architectures.extend(archs)
     grads = reduce_and_check(
