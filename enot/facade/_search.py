@@ -46,7 +46,10 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             rank); ``estimator``: ``"two_path"`` (default) or ``"first_order"``; ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
             across processes the logits' gradients and the tuned batch-norm statistics are averaged
             over ranks, so every rank keeps the same probabilities (``docs/distributed.md``; call
-            :meth:`prepare_validation_model` on every rank).
+            :meth:`prepare_validation_model` on every rank); ``validation_top_k`` (default 1) and
+            ``validation_score`` (a callable ``search_space -> float``, higher is better; needed when
+            ``validation_top_k > 1``): what :meth:`prepare_validation_model` calls the best
+            architecture (see there).
 
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
@@ -54,7 +57,7 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         ValueError: On an unknown option or estimator, or a negative batch count.
     """
 
-    _options: tuple[str, ...] = ("estimator", "reducer", "seed")
+    _options: tuple[str, ...] = ("estimator", "reducer", "seed", "validation_score", "validation_top_k")
 
     def __init__(
         self,
@@ -75,6 +78,14 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         self._estimator = options.get("estimator", "two_path")
         if self._estimator not in ef.ESTIMATORS:
             raise ValueError(f"{where}unknown estimator {self._estimator!r}; use one of {list(ef.ESTIMATORS)}")
+        self._validation_top_k = check_int(options.get("validation_top_k", 1), "validation_top_k", minimum=1, where=where)
+        self._validation_score = options.get("validation_score")
+        if self._validation_score is not None:
+            check_callable(self._validation_score, "validation_score", where=where)
+        elif self._validation_top_k > 1:
+            raise ValueError(f"{where}validation_top_k={self._validation_top_k} needs a validation_score "
+                             "(a callable search_space -> float, higher is better) to re-rank the candidates")
+        self.last_validation_pick: ef.ValidationPick | None = None
         self._path_apply: ef.Apply | None = None  # ef.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
@@ -264,6 +275,14 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         ``bn_validation_tune_batches`` batches of ``bn_tune_dataloader`` (when given) and leaves the
         search space on it.  Do not change the selected architecture until validation is finished.
 
+        The best architecture (``enot.functional.validation_pick``): among the ``validation_top_k``
+        most probable architectures (under the latency bound for the fixed-latency optimizer; exact,
+        ``enot.functional.top_k_architectures``), the one of highest ``validation_score(search_space)``,
+        the more probable on a tie; each candidate is scored with the search space selected on it and
+        its batch norms tuned on the same ``bn_validation_tune_batches`` batches (when tuning), without
+        gradients.  With ``validation_top_k=1`` (default) it is the most probable architecture and no
+        score is computed.  The candidates and scores are kept in :attr:`last_validation_pick`.
+
         Args:
             architecture_indices: Custom architecture to validate; ``None`` selects the best one.
 
@@ -274,14 +293,31 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             ValueError: If ``architecture_indices`` does not fit the search space.
         """
         ss = self.search_space
-        if architecture_indices is None:
+        tuning = self._tuning(self._bn_validation_tune_batches)
+        batches = None
+        if architecture_indices is None and self._validation_top_k > 1:
+            batches = self._next_bn_batches(self._bn_validation_tune_batches) if tuning else None
+            table, bound = self._latency_bound()
+
+            def score(candidate: list[int]) -> float:
+                ss.sample(candidate)
+                if batches is not None:
+                    self._tune_bn(candidate, batches)
+                with torch.no_grad():
+                    return float(self._validation_score(ss))
+
+            pick = ef.validation_pick(tuple(ss.architecture_parameters()), table, bound, self._validation_top_k, score)
+            self.last_validation_pick = pick
+            architecture = pick.architecture
+        elif architecture_indices is None:
             architecture = self._best_architecture()
         else:
             architecture = ss._normalize(architecture_indices)
         self._check_validation_architecture(architecture)
         ss.sample(architecture)
-        if self._tuning(self._bn_validation_tune_batches):
-            self._tune_bn(architecture, self._next_bn_batches(self._bn_validation_tune_batches))
+        if tuning:
+            self._tune_bn(architecture, batches if batches is not None else
+                          self._next_bn_batches(self._bn_validation_tune_batches))
         return list(architecture)
 
     def _check_validation_architecture(self, architecture: list[int]) -> None:
@@ -314,7 +350,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             it): at construction when the space has latency then, else where its latency is first used.
     """
 
-    _options = ("estimator", "latency_loss_weight", "reducer", "seed")
+    _options = ("estimator", "latency_loss_weight", "reducer", "seed", "validation_score", "validation_top_k")
 
     def __init__(
         self,

@@ -58,10 +58,12 @@ from enot.functional._search import (
     search_step,
     two_path_output,
 )
+from enot.functional._pick import ValidationPick, validation_pick
 from enot.functional._selection import (
     architecture_log_probability,
     sample_feasible_architecture,
     select_architecture,
+    top_k_architectures,
 )
 from enot.functional._trees import Apply, SearchSpaceTrees, make_apply, write_trees
 from enot.functional._trees import split as split_search_space
@@ -86,6 +88,7 @@ __all__ = [
     "SearchSpaceTrees",
     "SearchState",
     "Tree",
+    "ValidationPick",
     "adam",
     "adamw",
     "architecture_latency",
@@ -128,8 +131,10 @@ __all__ = [
     "sgd",
     "split_search_space",
     "subtree",
+    "top_k_architectures",
     "two_path_output",
     "uniform_architecture",
     "validate_architecture",
+    "validation_pick",
     "write_trees",
 ]
