@@ -80,7 +80,7 @@ def _pretrain(seed: int, data: dict, epochs: int, batch: int) -> torch.nn.Module
 
 def _search(
     space: torch.nn.Module, bound: float, data: dict, bn_loader: DataLoader, epochs: int, seed: int,
-    estimator: str = "two_path", top_k: int = 1,
+    estimator: str = "two_path", top_k: int = 1, bn_scheme: str = "fresh",
 ) -> tuple[list[int], list[int] | None]:
     """The pick of ``prepare_validation_model()`` and, with ``top_k > 1``, that of the top-K rule
     (validation_score = accuracy on the val split, the search split); the first is then its most
@@ -91,7 +91,7 @@ def _search(
     optimizer = torch.optim.Adam(space.architecture_parameters(), lr=0.1)
     pick_options = {"validation_top_k": top_k, "validation_score": lambda ss: _accuracy(ss, x_val, y_val)} if top_k > 1 else {}
     enot_optimizer = EnotFixedLatencySearchOptimizer(space, optimizer, bound, bn_tune_dataloader=bn_loader,
-                                                     estimator=estimator, **pick_options)
+                                                     estimator=estimator, bn_scheme=bn_scheme, **pick_options)
     for _ in range(epochs):
         for inputs, labels in loader:
             enot_optimizer.zero_grad()
@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=TABLE)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--estimator", default="two_path", help="search estimator: two_path or first_order")
+    parser.add_argument("--bn-scheme", default="fresh", help="search batch-norm tuning: fresh or cached")
     parser.add_argument("--validation-top-k", type=int, default=1, help="also report the pick of validation_top_k=K "
                         "re-ranked by val accuracy (validation_score) beside the default most probable pick")
     args = parser.parse_args()
@@ -171,7 +172,8 @@ def main() -> None:
     print(f"ground truth: {len(table)} architectures of {len(next(iter(table)))} containers x {len(OPS)} ops {OPS}, "
           f"MMAC {latencies[0]:.4f}..{latencies[-1]:.4f}; bounds {[round(b, 4) for b in bounds]} "
           f"(quantiles {QUANTILES} of all MMAC; feasible {[sum(l <= b for l in latencies) for b in bounds]})")
-    print(f"pipeline: pretrain {args.pretrain_epochs} epochs, search {args.search_epochs} epochs, seeds {args.seeds}; "
+    print(f"pipeline: pretrain {args.pretrain_epochs} epochs, search {args.search_epochs} epochs, seeds {args.seeds}, "
+          f"estimator {args.estimator}, bn_scheme {args.bn_scheme}; "
           f"tau over {'all' if len(scored) == len(architectures) else len(scored)} architectures", flush=True)
 
     rows: dict[str, list[dict]] = {k: [] for k in ["pipeline", "supernet, all feasible scored", "random feasible",
@@ -194,7 +196,7 @@ def main() -> None:
             feasible = [a for a in architectures if table[a]["mmac"] <= bound]
             t0 = time.perf_counter()
             pick, top_pick = _search(copy.deepcopy(space), bound, data, bn_loader, args.search_epochs, seed,
-                                     args.estimator, args.validation_top_k)
+                                     args.estimator, args.validation_top_k, args.bn_scheme)
             pick = tuple(pick)
             timings["search"].append(time.perf_counter() - t0)
             generator = torch.Generator().manual_seed(1000 * seed + b)

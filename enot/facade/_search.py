@@ -46,7 +46,13 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             rank); ``estimator``: ``"two_path"`` (default) or ``"first_order"``; ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
             across processes the logits' gradients and the tuned batch-norm statistics are averaged
             over ranks, so every rank keeps the same probabilities (``docs/distributed.md``; call
-            :meth:`prepare_validation_model` on every rank); ``validation_top_k`` (default 1) and
+            :meth:`prepare_validation_model` on every rank); ``bn_scheme``: ``"fresh"`` (default) tunes
+            both sides of every comparison from scratch on ``bn_tune_batches`` new batches per step;
+            ``"cached"`` keeps each architecture's statistics and adds one new batch per step (the same
+            for both sides) to each side's cumulative average until it averages ``bn_tune_batches``
+            batches, then reuses it (``enot.functional.cached_tuned_buffers``; one process only; the
+            cache is dropped when the weights change and is not saved in ``state_dict``);
+            ``validation_top_k`` (default 1) and
             ``validation_score`` (a callable ``search_space -> float``, higher is better; needed when
             ``validation_top_k > 1``): what :meth:`prepare_validation_model` calls the best
             architecture (see there).
@@ -57,7 +63,7 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         ValueError: On an unknown option or estimator, or a negative batch count.
     """
 
-    _options: tuple[str, ...] = ("estimator", "reducer", "seed", "validation_score", "validation_top_k")
+    _options: tuple[str, ...] = ("bn_scheme", "estimator", "reducer", "seed", "validation_score", "validation_top_k")
 
     def __init__(
         self,
@@ -86,6 +92,11 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             raise ValueError(f"{where}validation_top_k={self._validation_top_k} needs a validation_score "
                              "(a callable search_space -> float, higher is better) to re-rank the candidates")
         self.last_validation_pick: ef.ValidationPick | None = None
+        self._bn_scheme = options.get("bn_scheme", "fresh")
+        if self._bn_scheme not in ef.BN_SCHEMES:
+            raise ValueError(f"{where}unknown bn_scheme {self._bn_scheme!r}; use one of {list(ef.BN_SCHEMES)}")
+        self._bn_cache: dict | None = None  # "cached": ef.cached_tuned_buffers' cache
+        self._bn_cache_weights: tuple | None = None  # the weights (pointer, version) the cache was tuned with
         self._path_apply: ef.Apply | None = None  # ef.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
@@ -187,7 +198,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         ss.sample(sample.architecture)
         tuning = self._tuning(self._bn_tune_batches)
         other_buffers = None
-        if tuning:  # both sides of the comparison tuned on the same batches (the other side first, as ef.search_step)
+        if tuning and self._bn_scheme == "cached":
+            other_buffers = self._cached_tuning(sample)
+        elif tuning:  # both sides of the comparison tuned on the same batches (the other side first, as ef.search_step)
             batches = self._next_bn_batches(self._bn_tune_batches)
             if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
                 other_buffers = self._tuned(list(sample.alternatives), batches)
@@ -198,6 +211,31 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         self._raise_if_not_finite(result, f"search step {self._step_count}, architecture {sample.architecture}", "logits")
         self.last_sample = sample
         return result
+
+    def _cached_tuning(self, sample: ef.SearchSample) -> dict[str, torch.Tensor] | None:
+        """``bn_scheme="cached"``: path ``a``'s statistics (written into the search space) and ``b``'s
+        (returned; ``None`` when ``b == a``) from the cache, refined on one new batch (as ``ef.search_step``)."""
+        if self._reducer is not None:
+            raise ValueError(f"{type(self).__name__}: bn_scheme='cached' runs in one process only; use 'fresh'")
+        ss = self.search_space
+        weights = tuple((p.data_ptr(), p._version) for p in ss.model_parameters())
+        if weights != self._bn_cache_weights:  # statistics tuned with other weights are stale
+            self._bn_cache, self._bn_cache_weights = None, weights
+        items = self._next_bn_batches(1)
+        params = {n: p.detach() for n, p in ss.named_parameters()}
+        untuned = dict(ss.named_buffers())
+        new, self._bn_cache = ef.cached_tuned_buffers(ss, params, untuned, sample.architecture, items, self._bn_cache,
+                                                      self._bn_tune_batches, self._sample_to_model_inputs)
+        other = None
+        if list(sample.alternatives) != list(sample.architecture):
+            other, self._bn_cache = ef.cached_tuned_buffers(ss, params, untuned, list(sample.alternatives), items,
+                                                            self._bn_cache, self._bn_tune_batches,
+                                                            self._sample_to_model_inputs)
+        with torch.no_grad():
+            for name in ef.batch_norm_buffer_names(ss, sample.architecture):
+                if new[name] is not untuned[name]:
+                    untuned[name].copy_(new[name])
+        return other
 
     @contextlib.contextmanager
     def _estimator_installed(
@@ -350,7 +388,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             it): at construction when the space has latency then, else where its latency is first used.
     """
 
-    _options = ("estimator", "latency_loss_weight", "reducer", "seed", "validation_score", "validation_top_k")
+    _options = ("bn_scheme", "estimator", "latency_loss_weight", "reducer", "seed", "validation_score", "validation_top_k")
 
     def __init__(
         self,

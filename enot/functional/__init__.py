@@ -48,9 +48,12 @@ from enot.functional._sampling import (
     uniform_architecture,
 )
 from enot.functional._search import (
+    BN_SCHEMES,
     ESTIMATORS,
+    BNCacheEntry,
     SearchSample,
     SearchState,
+    cached_tuned_buffers,
     next_search_sample,
     paired_hooks,
     search_gradients,
@@ -72,6 +75,8 @@ from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sam
 __all__ = [
     "AdamState",
     "Apply",
+    "BNCacheEntry",
+    "BN_SCHEMES",
     "ESTIMATORS",
     "InputsFn",
     "LatencyDistribution",
@@ -97,6 +102,7 @@ __all__ = [
     "batch_norm_buffer_names",
     "best_architecture",
     "bn_tune",
+    "cached_tuned_buffers",
     "categorical_architecture",
     "default_sample_to_model_inputs",
     "enumerate_latencies",
