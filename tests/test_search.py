@@ -293,3 +293,17 @@ def test_state_dict_resumes_the_sampler(nested_space):
     other = EnotSearchOptimizer(ss, torch.optim.SGD(ss.architecture_parameters(), lr=0.1))
     other.load_state_dict(saved)
     assert torch.equal(other._key, opt._key)
+
+
+def test_bn_scheme_is_checked(nested_space):
+    ss = nested_space.double()
+    with pytest.raises(ValueError, match="unknown bn_scheme 'lazy'"):
+        EnotSearchOptimizer(ss, torch.optim.Adam(ss.architecture_parameters()), bn_scheme="lazy")
+    trees = ef.split_search_space(ss)
+    state = ef.search_init(trees.buffers, trees.logits, ef.sgd(0.1), ef.random.key(0))
+    batch = (torch.randn(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="unknown bn_scheme"):
+        ef.search_step(ef.make_apply(ss), ef.sgd(0.1), _loss, trees.params, state, [batch], bn_scheme="lazy")
+    with pytest.raises(ValueError, match="reduce_buffers"):
+        ef.search_step(ef.make_apply(ss), ef.sgd(0.1), _loss, trees.params, state, [batch], bn_tune_data=[[batch]],
+                       bn_scheme="cached", reduce_buffers=lambda t: t)
