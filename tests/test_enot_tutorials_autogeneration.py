@@ -1,8 +1,7 @@
 """ENOT's autogeneration tutorials (2, 8 and the generation step of 6), call for call on tiny data.
 
-TODO(issue 14, item 1): ``enot.autogeneration`` is built on another branch (i14a) at the time of writing;
-until it is merged these tests skip.  Whoever merges it: run them, and size tutorial 8's model (torchvision's
-``efficientnet_v2_s`` stands in for timm's ``efficientnetv2_s``, which is not a dependency) if it is slow.
+Tutorial 8's model is torchvision's ``efficientnet_v2_s`` in place of timm's ``efficientnetv2_s`` (timm is
+not a dependency); the three tests took 28 s together on a loaded two-core machine.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from torch import nn
 
 from _tutorial_loops import assert_plain_network, digit_batches, pretrain_loop, search_loop, train_loop
 
-autogeneration = pytest.importorskip("enot.autogeneration", reason="TODO(issue 14 item 1): not merged yet")
+import enot.autogeneration as autogeneration
 pytest.importorskip("sklearn", reason="the tutorials' tests use scikit-learn's digits")
 
 WIDTHS = (1.0, 0.75, 0.5, 0.25, 0.0)

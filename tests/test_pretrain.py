@@ -213,7 +213,9 @@ def test_bad_input_errors(mobilenet_space):
     with pytest.raises(RuntimeError, match=r"call step\(\) without a closure"):
         enot_opt.step(closure)
     enot_opt.step()
-    unchecked = EnotPretrainOptimizer(SearchSpaceModel(tiny_mobilenet()), opt, check_recommended_optimizations=False)
+    other = SearchSpaceModel(tiny_mobilenet())  # its optimizer must hold its weights (issue 12, class 2)
+    other_opt = torch.optim.SGD(other.model_parameters(), lr=0.1)
+    unchecked = EnotPretrainOptimizer(other, other_opt, check_recommended_optimizations=False)
     assert unchecked.search_space is not mobilenet_space and unchecked.model is unchecked.search_space
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -9,7 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from enot.functional import _guards
 from enot.distributed import _ddp
+from enot.facade import _state_check
+from enot.functional import _grads
 from enot.distributed._env import is_distributed
 from enot.distributed._reduce import DistributedStepError, GradientReducer, fingerprint
 
@@ -18,12 +22,10 @@ __all__ = ["BaseEnotOptimizer", "check_options"]
 Closure = Callable[[], Any]
 
 
-def check_options(cls_name: str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    """Raises ``ValueError`` naming every option not in ``allowed``."""
-    allowed = sorted(allowed)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"{cls_name} got unknown options {unknown}; allowed options: {allowed or 'none'}")
+def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Raises ``ValueError`` naming every option not in ``allowed``, every accepted name (``owner``'s
+    keyword parameters too when it is a class) and the closest one (``enot.functional._guards.check_options``)."""
+    _guards.check_options(owner, options, allowed)
 
 
 class BaseEnotOptimizer(torch.optim.Optimizer):
@@ -108,8 +110,20 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         self._optimizer.defaults = value
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Calls ``add_param_group`` of the wrapped optimizer."""
+        """Calls ``add_param_group`` of the wrapped optimizer, once the group's parameters are checked.
+
+        Raises:
+            ValueError: If the group holds only parameters this phase never trains (see the phase).
+        """
+        if isinstance(param_group, Mapping) and "params" in param_group:
+            params = param_group["params"]
+            param_group = {**param_group, "params": [params] if isinstance(params, torch.Tensor) else list(params)}
+            self._check_params([param_group], new_group=True)
         self._optimizer.add_param_group(param_group)
+
+    def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
+        """Raises ``ValueError`` if with ``groups`` (the optimizer's, or one ``new_group``) this phase
+        would learn nothing (subclasses)."""
 
     def state_dict(self) -> dict[str, Any]:
         """Calls ``state_dict`` of the wrapped optimizer and returns the result.
@@ -134,8 +148,14 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
             changed = pre_hook(self, state_dict)
             if changed is not None:
                 state_dict = changed
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict expects a dict, got {type(state_dict).__name__}")
         state_dict = dict(state_dict)
         enot_state = state_dict.pop("enot", None)
+        # Everything is checked before anything is loaded: a refused dict leaves the optimizer as it was.
+        if enot_state is not None:
+            self._check_enot_state(enot_state)
+        self._check_wrapped_state(state_dict)
         self._optimizer.load_state_dict(state_dict)
         if enot_state is not None:
             self._load_enot_state(enot_state)
@@ -144,20 +164,91 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
 
     def _enot_state(self) -> dict[str, Any]:
         """ENOT's own state that a resumed run needs (subclasses extend it: sampler key...)."""
-        return {"step_count": self._step_count}
+        return {"step_count": self._step_count, "param_shapes": _state_check.param_shapes(self.param_groups)}
+
+    def _check_enot_state(self, state: Any) -> None:
+        """Raises ``TypeError``/``ValueError`` if ``state`` is not an ``"enot"`` entry this optimizer can
+        load (unknown keys, values of the wrong type, parameters of other shapes); changes nothing."""
+        _state_check.check_enot_entry(type(self).__name__, state, self._enot_state())
+        if "param_shapes" in state:
+            _state_check.check_param_shapes(type(self).__name__, state["param_shapes"], self.param_groups)
+
+    def _check_wrapped_state(self, state_dict: Mapping[str, Any]) -> None:
+        """Raises ``ValueError`` if the wrapped optimizer's part of ``state_dict`` holds per-parameter
+        state of another shape than the parameter (state saved for another model)."""
+        _state_check.check_optimizer_state(type(self).__name__, state_dict, self.param_groups)
 
     def _load_enot_state(self, state: dict[str, Any]) -> None:
         """Restores what :meth:`_enot_state` returned."""
         self._step_count = int(state.get("step_count", 0))
 
     def _raise_if_not_finite(self, result: Any, what: str, kept: str) -> None:
-        """Raises ``FloatingPointError`` if the closure's ``result`` is a non-finite loss, after
-        dropping the accumulated gradients (``kept``: what the message says was not updated)."""
-        try:
-            finite_or_raise(result, what)
-        except FloatingPointError as error:
-            self.zero_grad()
-            raise FloatingPointError(f"{error}; the accumulated gradients were dropped, {kept} not updated") from None
+        """Raises ``FloatingPointError`` if the closure's ``result`` is a non-finite loss or a gradient
+        the wrapped optimizer would apply is NaN or infinite (``what``: the step and architecture;
+        ``kept``: what the message says was not updated).  :meth:`model_step` then restores the state
+        from before the step, so the message says that nothing changed."""
+        finite_or_raise(result, what, self._failure_note(kept))
+        self._check_finite_grads(what, kept)
+
+    def _failure_note(self, kept: str) -> str:
+        """What a failed :meth:`model_step` leaves, for error messages."""
+        if self._reducer is not None:
+            return f"the accumulated gradients were dropped on every rank, {kept} not updated"
+        return (
+            f"nothing was changed: {kept}, gradients, buffers and the sampler key are as before the step (retry it "
+            "or skip the batch)"
+        )
+
+    def _check_finite_grads(self, what: str, kept: str) -> None:
+        """Raises ``FloatingPointError`` naming the parameters whose ``.grad`` is not finite.
+
+        It catches a non-finite loss that the closure did not return (ENOT's tutorials' closures
+        return ``None``), and finite losses with non-finite gradients; one reduction over every
+        gradient (cost: ``docs/benchmarks.md``).
+        """
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if _grads.all_finite(grads):
+            return
+        names = {id(p): n for n, p in self._model.named_parameters()}
+        bad = [
+            names.get(id(p), f"group {g} parameter {i}")
+            for g, group in enumerate(self.param_groups)
+            for i, p in enumerate(group["params"])
+            if p.grad is not None and not _grads.all_finite([p.grad])
+        ]
+        listed = ", ".join(repr(n) for n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise FloatingPointError(
+            f"{what}: the gradient of {listed} is NaN or infinite (the loss or the backward pass was not finite); "
+            f"{self._failure_note(kept)}"
+        )
+
+    # --------------------------------------------------------------- a failed step changes nothing
+    def _snapshot(self) -> dict[str, Any]:
+        """What a :meth:`model_step` may change, to put back if it fails (subclasses extend it).
+
+        ``.grad`` is copied only where it exists (gradients pending from an earlier ``model_step`` of
+        the same ghost batch); buffers (batch-norm statistics) are copied.
+        """
+        params: dict[int, torch.Tensor] = {}
+        buffers: dict[int, torch.Tensor] = {}
+        for module in self._model.modules():  # one walk for both (each walk costs as much as the copies)
+            params.update((id(p), p) for p in module._parameters.values() if p is not None)
+            buffers.update((id(b), b) for b in module._buffers.values() if b is not None)
+        params.update((id(p), p) for group in self.param_groups for p in group["params"])
+        return {
+            "grads": [(p, None if p.grad is None else p.grad.detach().clone()) for p in params.values()],
+            "buffers": [(b, b.detach().clone()) for b in buffers.values()],
+            "pending": self._pending,
+        }
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        """Puts back what :meth:`_snapshot` saved."""
+        with torch.no_grad():
+            for p, grad in snapshot["grads"]:
+                p.grad = grad
+            for b, value in snapshot["buffers"]:
+                b.copy_(value)
+        self._pending = snapshot["pending"]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Calls ``zero_grad`` of the wrapped optimizer; pending accumulated gradients are dropped."""
@@ -235,13 +326,19 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         """
         if not callable(closure):
             raise TypeError(f"model_step expects a callable closure, got {type(closure).__name__}")
+        snapshot = self._snapshot() if self._reducer is None else None
         try:
             result = self._run_closure_guarded(closure)
-        except Exception as error:
-            if self._reducer is not None:
+        except BaseException as error:
+            if snapshot is not None:
+                # One process: the step failed as a whole; gradients, buffers, the sampler key and the
+                # selected architecture are as before it, so a retry reproduces it.
+                self._restore(snapshot)
+            else:
+                # Distributed: every rank drops the round (the others raise in step()), as before.
                 self._round_architectures = []
                 self.zero_grad()
-                if not isinstance(error, DistributedStepError):  # that one every rank raises already
+                if isinstance(error, Exception) and not isinstance(error, DistributedStepError):
                     # Tell the other ranks (waiting at their next agreement check) instead of leaving them hanging.
                     self._reducer.agree(0, what="", step=self._step_count, error=error)
             raise
@@ -274,13 +371,15 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         return result
 
 
-def finite_or_raise(result: Any, what: str) -> None:
+def finite_or_raise(result: Any, what: str, note: str = "nothing was updated") -> None:
     """Raises ``FloatingPointError`` if ``result`` is a loss that is NaN or infinite."""
     if isinstance(result, torch.Tensor):
         finite = bool(torch.isfinite(result.detach()).all())
     elif isinstance(result, (float, int)):
-        finite = bool(torch.isfinite(torch.tensor(float(result))))
+        finite = math.isfinite(float(result))
     else:
         return
     if not finite:
-        raise FloatingPointError(f"{what}: the closure returned a non-finite loss ({result!r})")
+        raise FloatingPointError(
+            f"{what}: the closure returned a non-finite loss ({result!r}); {note}"
+        )

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 import enot.functional as ef
+from enot.functional import _guards
 from enot.facade._base import Closure
 from enot.facade._phase import SearchSpaceOptimizer
 from enot.models import SearchSpaceModel
@@ -40,7 +41,8 @@ class EnotPretrainOptimizer(SearchSpaceOptimizer):
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``, which the closure must not call either) or ``optimizer`` not a
             ``torch.optim.Optimizer``.
-        ValueError: On an unknown option or a bad option value.
+        ValueError: On an unknown option or a bad option value, or if ``optimizer`` holds none of
+            ``search_space.model_parameters()`` (it would learn nothing; also in :meth:`add_param_group`).
     """
 
     _options = ("reducer", "sampler", "seed")
@@ -61,10 +63,26 @@ class EnotPretrainOptimizer(SearchSpaceOptimizer):
         self.check_recommended_optimizations = bool(check_recommended_optimizations)
         self.last_architectures: list[list[int]] = []
 
+    def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
+        ss = self.search_space
+        _guards.check_param_groups(
+            type(self).__name__, groups,
+            expected=ss.model_parameters(), expected_name="search_space.model_parameters()",
+            other=ss.architecture_parameters(),
+            other_name="search_space.architecture_parameters() (the logits, trained in search)", new_group=new_group,
+        )
+
     def _reduce_buffers(self, architectures: list[Any]) -> None:
         names = {n for archs in architectures for a in archs for n in ef.path_names(self.search_space.layout, a)}
         assert self._reducer is not None
         self._reducer.reduce_buffers_(b for n, b in self.search_space.named_buffers() if n in names)
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {**super()._snapshot(), "last_architectures": self.last_architectures}
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        super()._restore(snapshot)
+        self.last_architectures = snapshot["last_architectures"]
 
     def _run_closure(self, closure: Closure) -> Any:
         if self.check_recommended_optimizations and not self.search_space.output_distribution_optimization_enabled:

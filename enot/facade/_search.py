@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 import enot.functional as ef
+from enot.functional import _guards
 from enot.distributed._reduce import fingerprint
 from enot.facade._base import Closure
 from enot.facade._phase import SearchSpaceOptimizer
@@ -60,7 +61,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``) or ``optimizer`` not a ``torch.optim.Optimizer``.
-        ValueError: On an unknown option or estimator, or a negative batch count.
+        ValueError: On an unknown option, estimator or bn_scheme, validation_top_k > 1 without validation_score, or a negative batch count, or if ``optimizer`` holds none of
+            ``search_space.architecture_parameters()`` (it would learn nothing; also in
+            :meth:`add_param_group`).
     """
 
     _options: tuple[str, ...] = ("bn_scheme", "estimator", "reducer", "seed", "validation_score", "validation_top_k")
@@ -77,6 +80,8 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     ) -> None:
         super().__init__(search_space, optimizer, options)
         where = f"{type(self).__name__}: "
+        if bn_tune_dataloader is not None:
+            _guards.check_iterable(type(self).__name__, "bn_tune_dataloader", bn_tune_dataloader)
         self._bn_tune_dataloader = bn_tune_dataloader
         self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
         self._bn_validation_tune_batches = check_int(bn_validation_tune_batches, "bn_validation_tune_batches", where=where)
@@ -100,7 +105,19 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         self._path_apply: ef.Apply | None = None  # ef.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
+        # Items a failed step took, given again first (with the position after each): a retry tunes on them.
+        self._bn_replay: list[tuple[Any, int]] = []
+        self._bn_taken: list[tuple[Any, int]] = []  # taken since the step began
         self.last_sample: ef.SearchSample | None = None
+
+    def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
+        ss = self.search_space
+        _guards.check_param_groups(
+            type(self).__name__, groups,
+            expected=ss.architecture_parameters(), expected_name="search_space.architecture_parameters()",
+            other=ss.model_parameters(),
+            other_name="search_space.model_parameters() (the weights, which search never changes)", new_group=new_group,
+        )
 
     # ------------------------------------------------------------------------------ properties
     @property
@@ -122,12 +139,27 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         # Continue the batch-norm loader where the saved run was: a fresh pass, advanced by the items
         # the saved run had taken from its pass (exact for loaders that give the same order each pass).
         position = int(state.get("bn_position", 0))
-        self._bn_iterator, self._bn_position = None, 0
+        self._bn_iterator, self._bn_position, self._bn_replay = None, 0, []
         if position and self._bn_tune_dataloader is not None:
             self._bn_iterator = iter(self._bn_tune_dataloader)
             for _ in range(position):
                 next(self._bn_iterator, None)
             self._bn_position = position
+
+    # ------------------------------------------------------------- a failed step changes nothing
+    def _snapshot(self) -> dict[str, Any]:
+        self._bn_taken = []
+        return {**super()._snapshot(), "last_sample": self.last_sample, "bn_position": self._bn_position,
+                "bn_cache": (self._bn_cache, self._bn_cache_weights)}  # a new dict per step: no copy needed
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        super()._restore(snapshot)
+        self.last_sample = snapshot["last_sample"]
+        self._bn_cache, self._bn_cache_weights = snapshot["bn_cache"]
+        # The batch-norm items the failed step took come again first, in the same order.
+        self._bn_replay = self._bn_taken + self._bn_replay
+        self._bn_taken = []
+        self._bn_position = snapshot["bn_position"]
 
     # ------------------------------------------------------------------------- batch norm
     def _tuning(self, batches: int) -> bool:
@@ -138,15 +170,25 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         items: list[Any] = []
         restarted = False
         while len(items) < count:
+            if self._bn_replay:
+                item, self._bn_position = self._bn_replay.pop(0)
+                items.append(item)
+                self._bn_taken.append((item, self._bn_position))
+                continue
             if self._bn_iterator is None:
                 self._bn_iterator, self._bn_position = iter(self._bn_tune_dataloader), 0
             try:
                 items.append(next(self._bn_iterator))
                 self._bn_position += 1
+                self._bn_taken.append((items[-1], self._bn_position))
                 restarted = False
             except StopIteration:
                 if restarted:
-                    raise ValueError(f"{type(self).__name__}: bn_tune_dataloader yields no batches") from None
+                    raise ValueError(
+                        f"{type(self).__name__}: bn_tune_dataloader yields no batches (it is empty, or a one-pass "
+                        "iterator such as a generator that is exhausted: give a DataLoader or a list); the "
+                        "batch-norm statistics are unchanged"
+                    ) from None
                 self._bn_iterator, restarted = None, True
         return items
 
@@ -384,8 +426,11 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         RuntimeError: At the first step, :meth:`modify_loss` or :meth:`prepare_validation_model` that
             needs latencies, if the search space has none (call ``enot.latency.initialize_latency``).
             The optimizer may be built before the space has latency.
-        ValueError: If ``max_latency_value`` is below the search space's minimum latency (stating
-            it): at construction when the space has latency then, else where its latency is first used.
+        TypeError: If ``max_latency_value`` is not a real number or a one-element tensor (a 0-d tensor,
+            as ``search_space.forward_latency`` returns, is accepted).
+        ValueError: If ``max_latency_value`` is NaN or infinite (an infinite bound is no bound: use
+            :class:`EnotSearchOptimizer`), or below the search space's minimum latency (stating it): at
+            construction when the space has latency then, else where its latency is first used.
     """
 
     _options = ("bn_scheme", "estimator", "latency_loss_weight", "reducer", "seed", "validation_score", "validation_top_k")
@@ -406,7 +451,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             sample_to_model_inputs, **options,
         )
         name = type(self).__name__
-        self._max_latency_value = check_number(max_latency_value, "max_latency_value", minimum=None, where=f"{name}: ")
+        self._max_latency_value = _guards.latency_bound(name, "max_latency_value", max_latency_value)
         self._checked_container: Any = None  # the latency container whose minimum was checked last
         if getattr(search_space, "latency_type", None) is not None:
             self._table()  # the bound is checked now when the space has latency, else at first use

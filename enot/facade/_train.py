@@ -43,7 +43,7 @@ class EnotTrainOptimizer(BaseEnotOptimizer):
                 "search_space.get_network_by_indexes(architecture) (or use EnotPretrainOptimizer / "
                 "EnotSearchOptimizer for the search space itself)"
             )
-        check_options(type(self).__name__, options, _OPTIONS)
+        check_options(type(self), options, _OPTIONS)
         super().__init__(model, optimizer)
 
     def _run_closure(self, closure: Closure) -> Any:

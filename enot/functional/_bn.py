@@ -122,7 +122,9 @@ def bn_tune(
         A new buffer dict: the tuned statistics are new tensors, every other entry is the input's.
 
     Raises:
-        ValueError: If ``max_batches`` is negative.
+        ValueError: If ``max_batches`` is negative, or no batch ran (``batches`` empty or an exhausted
+            iterator, or ``max_batches=0``): statistics reset and tuned on nothing would be mean 0,
+            variance 1; nothing is returned instead (the input buffers are never changed).
     """
     check_int(max_batches, "max_batches", minimum=0, optional=True)
     names = batch_norm_buffer_names(module, architecture)
@@ -139,6 +141,12 @@ def bn_tune(
     loop = _Loop(module, sample_to_model_inputs)
     with _tuning_modes(module, cumulative), selected:
         torch.func.functional_call(loop, {f"module.{n}": t for n, t in trees.items()}, (batches,), strict=False)
+    if loop.count == 0:
+        why = "max_batches=0" if max_batches == 0 else "batches is empty or an exhausted iterator"
+        raise ValueError(
+            f"bn_tune ran on no batch ({why}); give a non-empty list or DataLoader (a generator can be read only "
+            "once); the buffers are unchanged"
+        )
     return new_buffers
 
 
@@ -149,8 +157,10 @@ class _Loop(nn.Module):
         super().__init__()
         self.module = module
         self._inputs = sample_to_model_inputs
+        self.count = 0  # batches run
 
     def forward(self, batches: Iterable[Any]) -> None:
         for batch in batches:
+            self.count += 1
             args, kwargs = self._inputs(batch)
             self.module(*args, **kwargs)

@@ -8,7 +8,7 @@ import torch
 
 from enot.functional._types import ReduceFn, Tree
 
-__all__ = ["add_gradients_", "check_finite_loss", "reduce_and_check"]
+__all__ = ["add_gradients_", "all_finite", "check_finite_loss", "reduce_and_check"]
 
 
 def add_gradients_(total: Tree, grads: Mapping[str, torch.Tensor | None]) -> Tree:
@@ -20,6 +20,20 @@ def add_gradients_(total: Tree, grads: Mapping[str, torch.Tensor | None]) -> Tre
         if grad is not None:
             total[name] = total[name] + grad if name in total else grad
     return total
+
+
+def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether every element of every tensor is finite, with one reduction per device and dtype.
+
+    The max-abs norm (``torch.nn.utils.get_total_norm`` with ``norm_type=inf``) propagates NaN and
+    infinity and cannot overflow, so it is finite exactly when every element is.  Sparse tensors are
+    checked through their values.
+    """
+    tensors = [t.coalesce().values() if t.is_sparse else t for t in tensors]
+    tensors = [t for t in tensors if t.numel()]
+    if not tensors:
+        return True
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors, norm_type=float("inf"))))
 
 
 def check_finite_loss(

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from enot.functional import _layout
 from enot.functional._validate import check_int
 
 __all__ = [
@@ -139,12 +141,11 @@ def architecture_latency(architecture: Sequence[int] | torch.Tensor, table: Late
         A 0-d float64 tensor on the table's device.
 
     Raises:
-        ValueError: If the architecture's length differs from the number of containers.
+        TypeError, ValueError: If the architecture does not fit the table (wrong length, an index out of
+            range or not an integer: ``enot.functional.validate_architecture``; negative indices do
+            not wrap).
     """
-    if len(architecture) != len(table.operations):
-        raise ValueError(
-            f"architecture has {len(architecture)} entries; the latency table has {len(table.operations)} containers"
-        )
+    architecture = _layout.validate_architecture(tuple(len(ops) for ops in table.operations), architecture)
     return _accumulate(table, [ops[int(index)] for ops, index in zip(table.operations, architecture)])
 
 

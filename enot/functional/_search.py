@@ -27,7 +27,7 @@ import optree
 import torch
 from torch import nn
 
-from enot.functional import _bn, _latency, _random, _samplers, _selection
+from enot.functional import _bn, _latency, _layout, _random, _samplers, _selection
 from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
 from enot.functional._trees import Apply, make_apply
@@ -518,7 +518,8 @@ def search_step(
             so that every rank raises together.
         TypeError: If ``apply`` was not made by :func:`make_apply`.
         ValueError: If ``batches`` is empty, ``bn_tune_data`` does not have one entry per batch, or
-            ``estimator`` is unknown.
+            ``estimator`` is unknown, or
+            ``table`` does not fit the search space (counts, nested containers).
     """
     if not batches:
         raise ValueError("search_step needs at least one batch")
@@ -531,6 +532,8 @@ def search_step(
         raise ValueError(f"unknown bn_scheme {bn_scheme!r}; use one of {list(BN_SCHEMES)}")
     if bn_scheme == "cached" and reduce_buffers is not None:
         raise ValueError("bn_scheme='cached' does not support reduce_buffers (several processes); use 'fresh'")
+    if table is not None:  # the table must fit the space (issue 12): wrong counts give wrong latencies
+        _layout.check_latency_fits(apply.layout, [len(ops) for ops in table.operations])
     search_space = apply.search_space
     key, buffers, logits, cache = state.key, dict(state.buffers), state.logits, state.bn_cache
     total: dict[str, torch.Tensor] = {}

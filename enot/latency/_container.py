@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from enot.functional import _latency as latency_lib
+from enot.functional._layout import check_latency_fits
 from enot.utils._atomic import atomic_write
 
 __all__ = ["SearchSpaceLatencyContainer"]
@@ -80,6 +82,7 @@ class SearchSpaceLatencyContainer:
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self._set(latency_type, constant_latency, operations_latencies, metadata)
+        self._attached: weakref.WeakSet[Any] = weakref.WeakSet()  # search spaces using this container
 
     def _set(
         self,
@@ -168,6 +171,16 @@ class SearchSpaceLatencyContainer:
                     f"{name!r} has {theirs}"
                 )
 
+    def attach(self, search_space: Any) -> None:
+        """Records that ``search_space`` uses this container (``apply_latency_container`` calls it):
+        :meth:`load_from_file` then refuses contents that do not fit it."""
+        self.check_matches(search_space.layout.n_choices, search_space.layout.container_names)
+        self._attached.add(search_space)
+
+    def detach(self, search_space: Any) -> None:
+        """Forgets ``search_space`` (it applied another container or none)."""
+        self._attached.discard(search_space)
+
     # ---------------------------------------------------------------------------------- files
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form written by :meth:`save_to_file`."""
@@ -196,7 +209,8 @@ class SearchSpaceLatencyContainer:
         """Reads a file written by :meth:`save_to_file`.
 
         On the class it returns a new container; on an instance it also replaces the instance's
-        contents (and returns it).
+        contents (and returns it), after checking that they fit every search space the instance is
+        applied to (nothing changes otherwise).
 
         Args:
             path: The file.
@@ -204,7 +218,8 @@ class SearchSpaceLatencyContainer:
 
         Raises:
             ValueError: If the file is not valid JSON of this format and version, holds a negative,
-                NaN or infinite latency, or a latency type other than ``latency_type``.
+                NaN or infinite latency, or a latency type other than ``latency_type``; on an instance
+                applied to a search space, if its container or candidate counts do not fit that space.
         """
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -223,12 +238,19 @@ class SearchSpaceLatencyContainer:
             raise ValueError(
                 f"{os.fspath(path)!r} holds latency type {data['latency_type']!r}, not the {latency_type!r} asked for"
             )
-        container = target if isinstance(target, SearchSpaceLatencyContainer) else target.__new__(target)
+        cls = type(target) if isinstance(target, SearchSpaceLatencyContainer) else target
         try:
-            container._set(data["latency_type"], data["constant_latency"], data["operations_latencies"], data.get("metadata"))
+            loaded = cls(data["latency_type"], data["constant_latency"], data["operations_latencies"],
+                         metadata=data.get("metadata"))
         except (TypeError, ValueError) as error:
             raise ValueError(f"{os.fspath(path)!r}: {error}") from None
-        return container
+        if not isinstance(target, SearchSpaceLatencyContainer):
+            return loaded
+        # Into an instance: every search space using it must still fit, checked before anything changes.
+        for search_space in list(target._attached):
+            check_latency_fits(search_space.layout, loaded.n_choices, what=f"{os.fspath(path)!r}")
+        target._set(loaded.latency_type, loaded.constant_latency, loaded.operations_latencies, loaded.metadata)
+        return target
 
     # ---------------------------------------------------------------------------------- dunder
     def __eq__(self, other: object) -> bool:
@@ -237,6 +259,15 @@ class SearchSpaceLatencyContainer:
         return self.to_dict() == other.to_dict()
 
     __hash__ = None  # mutable through load_from_file
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The search spaces using it are not part of the value (a weak set cannot be copied or pickled);
+        # a copy is attached again when a search space applies it (its reads are checked regardless).
+        return {k: v for k, v in self.__dict__.items() if k != "_attached"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._attached = weakref.WeakSet()
 
     def __repr__(self) -> str:
         metadata = f", metadata={self._metadata!r}" if self._metadata else ""

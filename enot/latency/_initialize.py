@@ -19,11 +19,11 @@ import optree
 import torch
 from torch import nn
 
+from enot.functional._layout import check_latency_fits
 from enot.functional._replay import replaced_forwards
 from enot.functional._validate import check_int
 from enot.latency._calculators import LatencyCalculator, get_calculator
 from enot.latency._container import SearchSpaceLatencyContainer
-from enot.models._container import SearchVariantsContainer
 from enot.models._search_space import SearchSpaceModel
 
 __all__ = ["initialize_latency"]
@@ -165,16 +165,6 @@ def _batch_size(batch_size: Any, args: tuple, kwargs: dict) -> int:
     return check_int(batch_size, "batch_size", minimum=1)
 
 
-def _check_not_nested(search_space: SearchSpaceModel) -> None:
-    names = search_space.layout.container_names
-    for c, container in enumerate(search_space.search_variants_containers):
-        if any(isinstance(m, SearchVariantsContainer) for m in container.search_variants.modules()):
-            raise ValueError(
-                f"container {names[c]!r} holds another SearchVariantsContainer; latency tables are additive "
-                "(one term per container) and do not support nested containers"
-            )
-
-
 def _record_containers(search_space: SearchSpaceModel, args: tuple, kwargs: dict) -> dict[nn.Module, list[_Call]]:
     """The calls of every container in one run of the model (inside :func:`_inference`)."""
     containers = search_space.search_variants_containers
@@ -227,7 +217,7 @@ def initialize_latency(
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     keyword_inputs = dict(keyword_inputs or {})
     batch_size = _batch_size(batch_size, args, keyword_inputs)
-    _check_not_nested(search_space)
+    check_latency_fits(search_space.layout)  # nested containers: the error apply_latency_container gives
     containers = search_space.search_variants_containers
     param = next(search_space.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")

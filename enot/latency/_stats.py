@@ -85,4 +85,4 @@ def best_arch_latency(search_space: SearchSpaceModel) -> float:
 
 def reset_latency(search_space: SearchSpaceModel) -> None:
     """Removes the latency container from ``search_space`` (its ``latency_type`` becomes ``None``)."""
-    _search_space(search_space)._latency_container = None
+    _search_space(search_space)._set_latency_container(None)

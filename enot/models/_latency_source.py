@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -32,3 +32,10 @@ class LatencySource(Protocol):
 
     def check_matches(self, n_choices: Sequence[int], container_names: Sequence[str] | None = None) -> None:
         """Raises ``ValueError`` if the container or candidate counts differ from ``n_choices``."""
+
+    def attach(self, search_space: Any) -> None:
+        """Called when ``search_space`` (with ``layout``) starts using the source: a later change that
+        does not fit it must be refused."""
+
+    def detach(self, search_space: Any) -> None:
+        """Called when ``search_space`` stops using the source."""

@@ -35,10 +35,16 @@ def match_output_distributions(search_space: SearchSpaceModel, args: tuple, kwar
 
     Containers are visited in module-tree order with the selected architecture; buffers (batch-norm
     statistics) are restored afterwards, so only weights change.
+
+    Raises:
+        ValueError: If the candidates of a container give outputs of different shapes (or one fails on
+            the container's input), naming the container and the shapes; no weight has changed then.
     """
     saved = {n: b.clone() for n, b in search_space.named_buffers()}
+    weights = {n: p.detach().clone() for n, p in search_space.named_parameters()}
+    names = search_space.layout.container_names
     try:
-        for container in search_space.search_variants_containers:
+        for name, container in zip(names, search_space.search_variants_containers):
             captured: dict[str, Any] = {}
 
             def grab(module: nn.Module, inputs: tuple, kw: dict, captured: dict = captured) -> None:
@@ -52,6 +58,7 @@ def match_output_distributions(search_space: SearchSpaceModel, args: tuple, kwar
             if "inputs" not in captured:
                 continue  # the container is not on the selected path (nested in an unselected candidate)
             inputs, kw = captured["inputs"]
+            _check_output_shapes(name, container, inputs, kw)
             for _ in range(iterations):
                 stds = [_std(candidate(*inputs, **kw)) for candidate in container.search_variants]
                 valid = [s for s in stds if s is not None and s > 0]
@@ -66,6 +73,40 @@ def match_output_distributions(search_space: SearchSpaceModel, args: tuple, kwar
                     layer.weight.mul_(scale)
                     if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.bias is not None:
                         layer.bias.mul_(scale)
+    except BaseException:
+        for name, param in search_space.named_parameters():
+            param.copy_(weights[name])
+        raise
     finally:
         for name, buffer in search_space.named_buffers():
             buffer.copy_(saved[name])
+
+
+def _shape(output: Any) -> Any:
+    """The shapes of ``output``'s tensors in its structure (tuples, lists, dicts), other leaves by type."""
+    if isinstance(output, torch.Tensor):
+        return tuple(output.shape)
+    if isinstance(output, (list, tuple)):
+        return type(output)(_shape(o) for o in output) if type(output) in (list, tuple) else tuple(map(_shape, output))
+    if isinstance(output, dict):
+        return {k: _shape(v) for k, v in output.items()}
+    return type(output).__name__
+
+
+def _check_output_shapes(name: str, container: nn.Module, inputs: tuple, kwargs: dict) -> None:
+    """Raises ``ValueError`` unless every candidate of ``container`` runs on its input with one output shape."""
+    shapes = []
+    for k, candidate in enumerate(container.search_variants):
+        try:
+            shapes.append(_shape(candidate(*inputs, **kwargs)))
+        except Exception as error:  # noqa: BLE001 - re-raised with the container and candidate named
+            raise ValueError(
+                f"candidate {k} of container {name!r} fails on the container's input "
+                f"{_shape(inputs if len(inputs) != 1 else inputs[0])}: {type(error).__name__}: {error}"
+            ) from error
+    if any(shape != shapes[0] for shape in shapes):
+        listed = ", ".join(f"candidate {k}: {shape}" for k, shape in enumerate(shapes))
+        raise ValueError(
+            f"the candidates of container {name!r} give outputs of different shapes ({listed}); every candidate "
+            "of a SearchVariantsContainer must map the same input to an output of the same shape"
+        )

@@ -57,7 +57,8 @@ class SearchSpaceModel(nn.Module):
                 "SearchSpaceModel found no SearchVariantsContainer in the model; put the candidate "
                 "operations of each choice block into a SearchVariantsContainer"
             )
-        self._container_names = tuple(f"original_model.{name}" for name, _ in named)
+        # A model that is itself a container is named "original_model" (not "original_model.").
+        self._container_names = tuple(f"original_model.{name}" if name else "original_model" for name, _ in named)
         self._containers = tuple(module for _, module in named)
         param = next(original_model.parameters(), None)
         device = param.device if param is not None else None
@@ -89,17 +90,19 @@ class SearchSpaceModel(nn.Module):
         return iter(self.architecture_logits)
 
     # ------------------------------------------------------------------------------ architectures
-    def _normalize(self, architecture: Sequence[int] | Sequence[Sequence[int]]) -> list[int]:
-        flat = []
-        for item in architecture:
-            if isinstance(item, (list, tuple)):
-                if len(item) != 1:
-                    raise ValueError(f"old-style architecture entries hold one index each, got {item!r}")
-                item = item[0]
-            if isinstance(item, torch.Tensor):
-                item = int(item)
-            flat.append(item)
-        return layout_lib.validate_architecture(self.layout.n_choices, flat, self._container_names)
+    def _normalize(self, architecture: Any) -> list[int]:
+        """``architecture`` as ``list[int]`` (``enot.functional.validate_architecture``); ENOT's old form
+        ``[[i], [j], ...]`` (one index per entry) is read too."""
+        if isinstance(architecture, (list, tuple)):
+            flat = []
+            for item in architecture:
+                if isinstance(item, (list, tuple)):
+                    if len(item) != 1:
+                        raise ValueError(f"old-style architecture entries hold one index each, got {item!r}")
+                    item = item[0]
+                flat.append(item)
+            architecture = flat
+        return layout_lib.validate_architecture(self.layout.n_choices, architecture, self._container_names)
 
     def sample(self, forward_indices: Sequence[int] | Sequence[Sequence[int]]) -> None:
         """Selects an architecture.
@@ -108,6 +111,8 @@ class SearchSpaceModel(nn.Module):
             forward_indices: One candidate index per container (``[[i], [j], ...]`` also accepted).
 
         Raises:
+            TypeError: If ``forward_indices`` is not a sequence of integers or a 1-D integer tensor, or an
+                entry is not an integer (a float, a bool...), naming the container and the allowed range.
             ValueError: On a wrong length or an index out of range (naming the container).
         """
         architecture = self._normalize(forward_indices)
@@ -255,6 +260,9 @@ class SearchSpaceModel(nn.Module):
                 "this search space has no latency; call enot.latency.initialize_latency(latency_type, "
                 "search_space, inputs) or search_space.apply_latency_container(container) first"
             )
+        # Checked at every use too (a tuple comparison): a container changed after it was applied
+        # never gives latencies of another space.
+        self._latency_container.check_matches(self.layout.n_choices, self.layout.container_names)
         return self._latency_container
 
     def apply_latency_container(self, container: LatencySource) -> None:
@@ -263,18 +271,37 @@ class SearchSpaceModel(nn.Module):
         Args:
             container: An ``enot.latency.SearchSpaceLatencyContainer`` (or any :class:`LatencySource`).
 
+        The container is told (``container.attach(self)``), so that a later change of it that does not
+        fit this space (``container.load_from_file``) is refused.
+
         Raises:
             TypeError: If ``container`` is not a ``SearchSpaceLatencyContainer`` (has not the
                 members of :class:`LatencySource`).
-            ValueError: If its container count or candidate counts differ from this search space's.
+            ValueError: If its container count or candidate counts differ from this search space's, or
+                if the space has nested containers (latency tables are additive, one term per container).
         """
         if not isinstance(container, LatencySource):
             raise TypeError(
                 f"apply_latency_container expects a SearchSpaceLatencyContainer (latency_type, constant_latency, "
-                f"table(), check_matches()), got {type(container).__name__}"
+                f"table(), check_matches(), attach(), detach()), got {type(container).__name__}"
             )
+        layout_lib.check_latency_fits(self.layout)
         container.check_matches(self.layout.n_choices, self.layout.container_names)
+        self._set_latency_container(container)
+
+    def _set_latency_container(self, container: LatencySource | None) -> None:
+        """Replaces the latency container (``None``: removes it), detaching the previous one."""
+        previous = self._latency_container
+        if container is not None:
+            container.attach(self)
+        if previous is not None and previous is not container:
+            previous.detach(self)
         self._latency_container = container
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if self.__dict__.get("_latency_container") is not None:  # a copy (deepcopy, pickle) attaches its copy
+            self._latency_container.attach(self)
 
     def _latency_table(self) -> latency_math.LatencyTable:
         logits = self.architecture_logits[0]
@@ -296,6 +323,8 @@ class SearchSpaceModel(nn.Module):
 
         Raises:
             RuntimeError: If called a second time.
+            ValueError: If the candidates of a container give outputs of different shapes (or one fails
+                on the container's input), naming the container and the shapes; nothing has changed then.
         """
         if self._output_distribution_optimized:
             raise RuntimeError(
