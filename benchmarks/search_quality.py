@@ -138,6 +138,7 @@ def _summary(name: str, rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="pipeline seeds 0..N-1 (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first..first+N-1 (to split a run)")
     parser.add_argument("--pretrain-epochs", type=int, default=40)
     parser.add_argument("--search-epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64, help="pretrain batch size")
@@ -181,7 +182,7 @@ def main() -> None:
     if args.validation_top_k > 1:
         rows[f"pipeline, top-{args.validation_top_k} re-ranked by val accuracy"] = []
     taus, timings = [], {"pretrain": [], "search": [], "score": []}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         space = _pretrain(seed, data, args.pretrain_epochs, args.batch)
         timings["pretrain"].append(time.perf_counter() - t0)

@@ -234,3 +234,15 @@ def test_state_dict_after_a_failed_search_step_resumes_like_the_clean_run():
         o.zero_grad()  # .grad is not part of a state dict
         o.step(_closure(m, 1))
     assert_same(capture(clean), capture(resumed))
+
+
+def test_failed_cached_search_step_leaves_the_batch_norm_cache_as_it_was():
+    space, opt = _search(bn_scheme="cached")
+    opt.zero_grad()
+    opt.step(_closure(space, 0))
+    before = {k: (e.batches, {n: t.clone() for n, t in e.stats.items()}) for k, e in opt._bn_cache.items()}
+    opt.zero_grad()
+    with pytest.raises(Boom):
+        opt.step(_closure(space, 1, "raise"))
+    after = {k: (e.batches, e.stats) for k, e in opt._bn_cache.items()}
+    assert_same(before, after, "cache after the failed step")
