@@ -93,14 +93,18 @@ def _pretrain(seed: int, data: dict, epochs: int, batch: int, options: dict | No
 
 def _search(
     space: torch.nn.Module, bound: float, data: dict, bn_loader: DataLoader, epochs: int, seed: int,
-    estimator: str = "two_path",
-) -> list[int]:
+    estimator: str = "two_path", top_k: int = 1, bn_scheme: str = "fresh",
+) -> tuple[list[int], list[int] | None]:
+    """The pick of ``prepare_validation_model()`` and, with ``top_k > 1``, that of the top-K rule
+    (validation_score = accuracy on the val split, the search split); the first is then its most
+    probable candidate, which is what the default rule picks."""
     x_val, y_val = data["val"]
     loader = DataLoader(TensorDataset(x_val, y_val), batch_size=64, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(space.architecture_parameters(), lr=0.1)
+    pick_options = {"validation_top_k": top_k, "validation_score": lambda ss: _accuracy(ss, x_val, y_val)} if top_k > 1 else {}
     enot_optimizer = EnotFixedLatencySearchOptimizer(space, optimizer, bound, bn_tune_dataloader=bn_loader,
-                                                     estimator=estimator)
+                                                     estimator=estimator, bn_scheme=bn_scheme, **pick_options)
     for _ in range(epochs):
         for inputs, labels in loader:
             enot_optimizer.zero_grad()
@@ -109,7 +113,10 @@ def _search(
                 enot_optimizer.modify_loss(Fn.cross_entropy(space(inputs), labels)).backward()
 
             enot_optimizer.step(closure)
-    return enot_optimizer.prepare_validation_model()
+    pick = enot_optimizer.prepare_validation_model()
+    if top_k == 1:
+        return pick, None
+    return enot_optimizer.last_validation_pick.candidates[0], pick
 
 
 def _supernet_scores(space, architectures, data, bn_loader, bn_batches: int) -> dict[tuple[int, ...], float]:
@@ -144,6 +151,7 @@ def _summary(name: str, rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="pipeline seeds 0..N-1 (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first..first+N-1 (to split a run)")
     parser.add_argument("--pretrain-epochs", type=int, default=40)
     parser.add_argument("--search-epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64, help="pretrain batch size")
@@ -160,6 +168,9 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=TABLE)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--estimator", default="two_path", help="search estimator: two_path or first_order")
+    parser.add_argument("--bn-scheme", default="fresh", help="search batch-norm tuning: fresh or cached")
+    parser.add_argument("--validation-top-k", type=int, default=1, help="also report the pick of validation_top_k=K "
+                        "re-ranked by val accuracy (validation_score) beside the default most probable pick")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.pretrain_epochs, args.search_epochs, args.tau_architectures = 1, 3, 2, 100
@@ -180,14 +191,16 @@ def main() -> None:
           f"MMAC {latencies[0]:.4f}..{latencies[-1]:.4f}; bounds {[round(b, 4) for b in bounds]} "
           f"(quantiles {QUANTILES} of all MMAC; feasible {[sum(l <= b for l in latencies) for b in bounds]})")
     print(f"pipeline: pretrain {args.pretrain_epochs} epochs, options {args.pretrain_options},"
-          f" search {args.search_epochs} epochs, seeds {args.seeds}; "
+          f" search {args.search_epochs} epochs, seeds {args.seeds}, estimator {args.estimator}, bn_scheme {args.bn_scheme}; "
           f"tau over {'all' if len(scored) == len(architectures) else len(scored)} architectures; enot from "
           f"{Path(enot.__file__).parent}", flush=True)
 
     rows: dict[str, list[dict]] = {k: [] for k in ["pipeline", "supernet, all feasible scored", "random feasible",
                                                    "largest that fits", "stand-alone validation accuracy"]}
+    if args.validation_top_k > 1:
+        rows[f"pipeline, top-{args.validation_top_k} re-ranked by val accuracy"] = []
     taus, timings = [], {"pretrain": [], "search": [], "score": []}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         c0 = time.process_time()
         space = _pretrain(seed, data, args.pretrain_epochs, args.batch, args.pretrain_options)
@@ -203,8 +216,9 @@ def main() -> None:
         for b, bound in enumerate([] if args.tau_only else bounds):
             feasible = [a for a in architectures if table[a]["mmac"] <= bound]
             t0 = time.perf_counter()
-            pick = tuple(_search(copy.deepcopy(space), bound, data, bn_loader, args.search_epochs, seed,
-                                 args.estimator))
+            pick, top_pick = _search(copy.deepcopy(space), bound, data, bn_loader, args.search_epochs, seed,
+                                     args.estimator, args.validation_top_k, args.bn_scheme)
+            pick = tuple(pick)
             timings["search"].append(time.perf_counter() - t0)
             generator = torch.Generator().manual_seed(1000 * seed + b)
             picks = {
@@ -213,6 +227,8 @@ def main() -> None:
                 "largest that fits": max(feasible, key=lambda a: table[a]["mmac"]),
                 "stand-alone validation accuracy": max(feasible, key=lambda a: table[a]["mean_val_accuracy"]),
             }
+            if top_pick is not None:
+                picks[f"pipeline, top-{args.validation_top_k} re-ranked by val accuracy"] = tuple(top_pick)
             if len(scored) == len(architectures):
                 picks["supernet, all feasible scored"] = max(feasible, key=lambda a: scores[a])
             for name, arch in picks.items():
@@ -220,7 +236,10 @@ def main() -> None:
             f = rows["pipeline"][-1]
             print(f"  bound {bound:.4f}: pick {list(pick)} {[OPS[k] for k in pick]} mmac {table[pick]['mmac']:.4f} "
                   f"({f['use']:.1%}), regret {f['regret']:.2f} pp, percentile {f['percentile']:.1f} "
-                  f"({timings['search'][-1]:.0f} s)", flush=True)
+                  f"({timings['search'][-1]:.0f} s)"
+                  + (f"; top-{args.validation_top_k} pick {list(top_pick)} mmac {table[tuple(top_pick)]['mmac']:.4f}, regret "
+                     f"{rows[f'pipeline, top-{args.validation_top_k} re-ranked by val accuracy'][-1]['regret']:.2f} pp"
+                     if top_pick is not None else ""), flush=True)
     if args.tau_only:
         print(f"Kendall tau (BN-tuned supernet val accuracy vs ground truth): mean {statistics.fmean(taus):.3f}, "
               f"per seed {[round(t, 3) for t in taus]}")

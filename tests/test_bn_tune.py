@@ -70,3 +70,28 @@ def test_tune_bn_stats_epochs_and_momentum_kept():
     tune_bn_stats(net, batches, n_steps=5, epochs=2, set_momentums_none=False)
     assert int(net[1].num_batches_tracked) == 4
     assert net[1].momentum == 0.1
+
+
+def test_cached_statistics_are_the_exact_average_over_the_batches_seen(mobilenet_space):
+    """bn_scheme='cached': refining on a new batch equals tuning from scratch on all batches seen;
+    at the target the statistics are reused unchanged; least recently used entries are dropped."""
+    ss = mobilenet_space.double()
+    trees = ef.split_search_space(ss)
+    g = torch.Generator().manual_seed(3)
+    items = [(torch.randn(4, 1, 8, 8, generator=g, dtype=torch.float64), 0) for _ in range(3)]
+    arch = [1] * len(ss.layout.n_choices)
+    names = ef.batch_norm_buffer_names(ss, arch)
+    assert names
+    first, cache = ef.cached_tuned_buffers(ss, trees.params, trees.buffers, arch, items[:1], None, target=2)
+    second, cache = ef.cached_tuned_buffers(ss, trees.params, trees.buffers, arch, items[1:2], cache, target=2)
+    both = ef.bn_tune(ss, trees.params, trees.buffers, items[:2], architecture=arch)
+    for n in names:
+        assert torch.allclose(second[n], both[n], rtol=1e-12, atol=1e-14), n
+    assert not all(torch.equal(first[n], second[n]) for n in names)
+    third, cache = ef.cached_tuned_buffers(ss, trees.params, trees.buffers, arch, items[2:], cache, target=2)
+    assert all(torch.equal(third[n], second[n]) for n in names) and cache[tuple(arch)].batches == 2
+    other = [0] * len(arch)
+    _, cache = ef.cached_tuned_buffers(ss, trees.params, trees.buffers, other, items[:1], cache, target=2, cache_size=1)
+    assert list(cache) == [tuple(other)]
+    for name, value in trees.buffers.items():  # inputs never mutated
+        assert torch.equal(value, dict(ss.named_buffers())[name])

@@ -72,7 +72,7 @@ def _bn_loader():
     return [(_batch(50 + i)[0],) for i in range(3)]  # 3 items, 2 per step: passes restart mid-step
 
 
-def _search(fixed: bool = False, tune: bool = True):
+def _search(fixed: bool = False, tune: bool = True, bn_scheme: str = "fresh"):
     space = _space()
     user = torch.optim.Adam(space.architecture_parameters(), lr=0.1)
     loader = _bn_loader() if tune else None
@@ -81,7 +81,7 @@ def _search(fixed: bool = False, tune: bool = True):
         space.apply_latency_container(SearchSpaceLatencyContainer("mmac", 0.0, table))
         opt = EnotFixedLatencySearchOptimizer(space, user, 2.0 * len(table), bn_tune_dataloader=loader, bn_tune_batches=2, seed=5)
     else:
-        opt = EnotSearchOptimizer(space, user, bn_tune_dataloader=loader, bn_tune_batches=2, seed=5)
+        opt = EnotSearchOptimizer(space, user, bn_tune_dataloader=loader, bn_tune_batches=2, seed=5, bn_scheme=bn_scheme)
     return space, opt
 
 
@@ -96,6 +96,7 @@ PHASES = {
     "pretrain-fair": lambda: _pretrain("fair"),
     "search": _search,
     "search-untuned": lambda: _search(tune=False),
+    "search-cached": lambda: _search(bn_scheme="cached"),
     "fixed-latency": lambda: _search(fixed=True),
     "train": _train,
 }
@@ -233,3 +234,15 @@ def test_state_dict_after_a_failed_search_step_resumes_like_the_clean_run():
         o.zero_grad()  # .grad is not part of a state dict
         o.step(_closure(m, 1))
     assert_same(capture(clean), capture(resumed))
+
+
+def test_failed_cached_search_step_leaves_the_batch_norm_cache_as_it_was():
+    space, opt = _search(bn_scheme="cached")
+    opt.zero_grad()
+    opt.step(_closure(space, 0))
+    before = {k: (e.batches, {n: t.clone() for n, t in e.stats.items()}) for k, e in opt._bn_cache.items()}
+    opt.zero_grad()
+    with pytest.raises(Boom):
+        opt.step(_closure(space, 1, "raise"))
+    after = {k: (e.batches, e.stats) for k, e in opt._bn_cache.items()}
+    assert_same(before, after, "cache after the failed step")

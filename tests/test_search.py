@@ -27,10 +27,10 @@ def _loss(output, batch):
     return Fn.cross_entropy(output, batch[1])
 
 
-EQUIVALENCE = [  # (estimator, batch-norm tuning, fixed latency)
+EQUIVALENCE = [  # (estimator, batch-norm tuning: False or the scheme, fixed latency)
     (estimator, tune_bn, fixed)
     for estimator in ("two_path", "first_order")
-    for tune_bn in (False, True)
+    for tune_bn in (False, "fresh", "cached")
     for fixed in (False, True)
 ]
 
@@ -45,12 +45,17 @@ def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_s
     with torch.no_grad():
         for p in ss.architecture_parameters():
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+            if tune_bn == "cached":  # few architectures, so that statistics are reused and refined
+                p.mul_(4.0)
     trees = ef.split_search_space(ss)  # copies: the functional door's inputs
-    batches, bn_data = _mobilenet_data(3), _mobilenet_data(4, seed=1)
+    cached = tune_bn == "cached"
+    batches, bn_data = _mobilenet_data(8 if cached else 3), _mobilenet_data(4, seed=1)
+
     # Facade: the user optimizer holds weights too; they must not move, nor their state.
     weights = list(ss.model_parameters())
     user = torch.optim.Adam([{"params": list(ss.architecture_parameters()), "lr": 0.1}, {"params": weights, "lr": 0.1}], foreach=False)
-    common = dict(bn_tune_dataloader=bn_data if tune_bn else None, bn_tune_batches=2, seed=7, estimator=estimator)
+    common = dict(bn_tune_dataloader=bn_data if tune_bn else None, bn_tune_batches=2, seed=7, estimator=estimator,
+                  bn_scheme="cached" if cached else "fresh")
     if fixed:
         opt = EnotFixedLatencySearchOptimizer(ss, user, bound, latency_loss_weight=3.0, **common)
     else:
@@ -69,12 +74,13 @@ def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_s
     assert all(user.state[w] == {} for w in weights)
     # Functional: the same seed, the same batches, the same numbers.
     state = ef.search_init(trees.buffers, trees.logits, ef.adam(0.1), ef.random.key(7))
-    cycle = iter(bn_data * 3)
+    cycle = iter(bn_data * 6)
     extra = dict(table=table, max_latency=bound, latency_loss_weight=3.0) if fixed else {}
     for batch, sample in zip(batches, samples):
-        bn = [[next(cycle), next(cycle)]] if tune_bn else None
+        bn = ([[next(cycle)]] if cached else [[next(cycle), next(cycle)]]) if tune_bn else None
         state, info = ef.search_step(ef.make_apply(ss), ef.adam(0.1), _loss, trees.params, state, [batch], bn_tune_data=bn,
-                                    estimator=estimator, **extra)
+                                    estimator=estimator, bn_scheme="cached" if cached else "fresh", bn_tune_batches=2,
+                                    **extra)
         assert _same_sample(info["samples"][0], sample)
     for ours, theirs in zip(state.logits, ss.architecture_parameters()):
         assert torch.equal(ours, theirs.detach())
@@ -83,6 +89,8 @@ def test_facade_equals_functional_in_float64_and_weights_do_not_move(mobilenet_s
         assert torch.equal(value, facade_buffers[name]), name
     if fixed:
         assert all(float(ef.architecture_latency(s.architecture, table)) <= bound for s in samples)
+    if cached:  # the cache was exercised: some architecture's statistics were refined to 2 batches
+        assert any(entry.batches == 2 for entry in state.bn_cache.values())
 
 
 def _same_sample(a, b) -> bool:
@@ -285,3 +293,17 @@ def test_state_dict_resumes_the_sampler(nested_space):
     other = EnotSearchOptimizer(ss, torch.optim.SGD(ss.architecture_parameters(), lr=0.1))
     other.load_state_dict(saved)
     assert torch.equal(other._key, opt._key)
+
+
+def test_bn_scheme_is_checked(nested_space):
+    ss = nested_space.double()
+    with pytest.raises(ValueError, match="unknown bn_scheme 'lazy'"):
+        EnotSearchOptimizer(ss, torch.optim.Adam(ss.architecture_parameters()), bn_scheme="lazy")
+    trees = ef.split_search_space(ss)
+    state = ef.search_init(trees.buffers, trees.logits, ef.sgd(0.1), ef.random.key(0))
+    batch = (torch.randn(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="unknown bn_scheme"):
+        ef.search_step(ef.make_apply(ss), ef.sgd(0.1), _loss, trees.params, state, [batch], bn_scheme="lazy")
+    with pytest.raises(ValueError, match="reduce_buffers"):
+        ef.search_step(ef.make_apply(ss), ef.sgd(0.1), _loss, trees.params, state, [batch], bn_tune_data=[[batch]],
+                       bn_scheme="cached", reduce_buffers=lambda t: t)

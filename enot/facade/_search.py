@@ -47,17 +47,26 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             rank); ``estimator``: ``"two_path"`` (default) or ``"first_order"``; ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
             across processes the logits' gradients and the tuned batch-norm statistics are averaged
             over ranks, so every rank keeps the same probabilities (``docs/distributed.md``; call
-            :meth:`prepare_validation_model` on every rank).
+            :meth:`prepare_validation_model` on every rank); ``bn_scheme``: ``"fresh"`` (default) tunes
+            both sides of every comparison from scratch on ``bn_tune_batches`` new batches per step;
+            ``"cached"`` keeps each architecture's statistics and adds one new batch per step (the same
+            for both sides) to each side's cumulative average until it averages ``bn_tune_batches``
+            batches, then reuses it (``enot.functional.cached_tuned_buffers``; one process only; the
+            cache is dropped when the weights change and is not saved in ``state_dict``);
+            ``validation_top_k`` (default 1) and
+            ``validation_score`` (a callable ``search_space -> float``, higher is better; needed when
+            ``validation_top_k > 1``): what :meth:`prepare_validation_model` calls the best
+            architecture (see there).
 
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``) or ``optimizer`` not a ``torch.optim.Optimizer``.
-        ValueError: On an unknown option or estimator, or a negative batch count, or if ``optimizer`` holds none of
+        ValueError: On an unknown option, estimator or bn_scheme, validation_top_k > 1 without validation_score, or a negative batch count, or if ``optimizer`` holds none of
             ``search_space.architecture_parameters()`` (it would learn nothing; also in
             :meth:`add_param_group`).
     """
 
-    _options: tuple[str, ...] = ("estimator", "reducer", "seed")
+    _options: tuple[str, ...] = ("bn_scheme", "estimator", "reducer", "seed", "validation_score", "validation_top_k")
 
     def __init__(
         self,
@@ -80,6 +89,19 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         self._estimator = options.get("estimator", "two_path")
         if self._estimator not in ef.ESTIMATORS:
             raise ValueError(f"{where}unknown estimator {self._estimator!r}; use one of {list(ef.ESTIMATORS)}")
+        self._validation_top_k = check_int(options.get("validation_top_k", 1), "validation_top_k", minimum=1, where=where)
+        self._validation_score = options.get("validation_score")
+        if self._validation_score is not None:
+            check_callable(self._validation_score, "validation_score", where=where)
+        elif self._validation_top_k > 1:
+            raise ValueError(f"{where}validation_top_k={self._validation_top_k} needs a validation_score "
+                             "(a callable search_space -> float, higher is better) to re-rank the candidates")
+        self.last_validation_pick: ef.ValidationPick | None = None
+        self._bn_scheme = options.get("bn_scheme", "fresh")
+        if self._bn_scheme not in ef.BN_SCHEMES:
+            raise ValueError(f"{where}unknown bn_scheme {self._bn_scheme!r}; use one of {list(ef.BN_SCHEMES)}")
+        self._bn_cache: dict | None = None  # "cached": ef.cached_tuned_buffers' cache
+        self._bn_cache_weights: tuple | None = None  # the weights (pointer, version) the cache was tuned with
         self._path_apply: ef.Apply | None = None  # ef.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
         self._bn_position = 0  # items taken from _bn_iterator (saved, so a resumed run continues in place)
@@ -127,11 +149,13 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     # ------------------------------------------------------------- a failed step changes nothing
     def _snapshot(self) -> dict[str, Any]:
         self._bn_taken = []
-        return {**super()._snapshot(), "last_sample": self.last_sample, "bn_position": self._bn_position}
+        return {**super()._snapshot(), "last_sample": self.last_sample, "bn_position": self._bn_position,
+                "bn_cache": (self._bn_cache, self._bn_cache_weights)}  # a new dict per step: no copy needed
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         super()._restore(snapshot)
         self.last_sample = snapshot["last_sample"]
+        self._bn_cache, self._bn_cache_weights = snapshot["bn_cache"]
         # The batch-norm items the failed step took come again first, in the same order.
         self._bn_replay = self._bn_taken + self._bn_replay
         self._bn_taken = []
@@ -216,7 +240,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         ss.sample(sample.architecture)
         tuning = self._tuning(self._bn_tune_batches)
         other_buffers = None
-        if tuning:  # both sides of the comparison tuned on the same batches (the other side first, as ef.search_step)
+        if tuning and self._bn_scheme == "cached":
+            other_buffers = self._cached_tuning(sample)
+        elif tuning:  # both sides of the comparison tuned on the same batches (the other side first, as ef.search_step)
             batches = self._next_bn_batches(self._bn_tune_batches)
             if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
                 other_buffers = self._tuned(list(sample.alternatives), batches)
@@ -227,6 +253,31 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         self._raise_if_not_finite(result, f"search step {self._step_count}, architecture {sample.architecture}", "logits")
         self.last_sample = sample
         return result
+
+    def _cached_tuning(self, sample: ef.SearchSample) -> dict[str, torch.Tensor] | None:
+        """``bn_scheme="cached"``: path ``a``'s statistics (written into the search space) and ``b``'s
+        (returned; ``None`` when ``b == a``) from the cache, refined on one new batch (as ``ef.search_step``)."""
+        if self._reducer is not None:
+            raise ValueError(f"{type(self).__name__}: bn_scheme='cached' runs in one process only; use 'fresh'")
+        ss = self.search_space
+        weights = tuple((p.data_ptr(), p._version) for p in ss.model_parameters())
+        if weights != self._bn_cache_weights:  # statistics tuned with other weights are stale
+            self._bn_cache, self._bn_cache_weights = None, weights
+        items = self._next_bn_batches(1)
+        params = {n: p.detach() for n, p in ss.named_parameters()}
+        untuned = dict(ss.named_buffers())
+        new, self._bn_cache = ef.cached_tuned_buffers(ss, params, untuned, sample.architecture, items, self._bn_cache,
+                                                      self._bn_tune_batches, self._sample_to_model_inputs)
+        other = None
+        if list(sample.alternatives) != list(sample.architecture):
+            other, self._bn_cache = ef.cached_tuned_buffers(ss, params, untuned, list(sample.alternatives), items,
+                                                            self._bn_cache, self._bn_tune_batches,
+                                                            self._sample_to_model_inputs)
+        with torch.no_grad():
+            for name in ef.batch_norm_buffer_names(ss, sample.architecture):
+                if new[name] is not untuned[name]:
+                    untuned[name].copy_(new[name])
+        return other
 
     @contextlib.contextmanager
     def _estimator_installed(
@@ -304,6 +355,14 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         ``bn_validation_tune_batches`` batches of ``bn_tune_dataloader`` (when given) and leaves the
         search space on it.  Do not change the selected architecture until validation is finished.
 
+        The best architecture (``enot.functional.validation_pick``): among the ``validation_top_k``
+        most probable architectures (under the latency bound for the fixed-latency optimizer; exact,
+        ``enot.functional.top_k_architectures``), the one of highest ``validation_score(search_space)``,
+        the more probable on a tie; each candidate is scored with the search space selected on it and
+        its batch norms tuned on the same ``bn_validation_tune_batches`` batches (when tuning), without
+        gradients.  With ``validation_top_k=1`` (default) it is the most probable architecture and no
+        score is computed.  The candidates and scores are kept in :attr:`last_validation_pick`.
+
         Args:
             architecture_indices: Custom architecture to validate; ``None`` selects the best one.
 
@@ -314,14 +373,31 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             ValueError: If ``architecture_indices`` does not fit the search space.
         """
         ss = self.search_space
-        if architecture_indices is None:
+        tuning = self._tuning(self._bn_validation_tune_batches)
+        batches = None
+        if architecture_indices is None and self._validation_top_k > 1:
+            batches = self._next_bn_batches(self._bn_validation_tune_batches) if tuning else None
+            table, bound = self._latency_bound()
+
+            def score(candidate: list[int]) -> float:
+                ss.sample(candidate)
+                if batches is not None:
+                    self._tune_bn(candidate, batches)
+                with torch.no_grad():
+                    return float(self._validation_score(ss))
+
+            pick = ef.validation_pick(tuple(ss.architecture_parameters()), table, bound, self._validation_top_k, score)
+            self.last_validation_pick = pick
+            architecture = pick.architecture
+        elif architecture_indices is None:
             architecture = self._best_architecture()
         else:
             architecture = ss._normalize(architecture_indices)
         self._check_validation_architecture(architecture)
         ss.sample(architecture)
-        if self._tuning(self._bn_validation_tune_batches):
-            self._tune_bn(architecture, self._next_bn_batches(self._bn_validation_tune_batches))
+        if tuning:
+            self._tune_bn(architecture, batches if batches is not None else
+                          self._next_bn_batches(self._bn_validation_tune_batches))
         return list(architecture)
 
     def _check_validation_architecture(self, architecture: list[int]) -> None:
@@ -357,7 +433,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             construction when the space has latency then, else where its latency is first used.
     """
 
-    _options = ("estimator", "latency_loss_weight", "reducer", "seed")
+    _options = ("bn_scheme", "estimator", "latency_loss_weight", "reducer", "seed", "validation_score", "validation_top_k")
 
     def __init__(
         self,

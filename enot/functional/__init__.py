@@ -59,9 +59,12 @@ from enot.functional._sampling import (
     uniform_architecture,
 )
 from enot.functional._search import (
+    BN_SCHEMES,
     ESTIMATORS,
+    BNCacheEntry,
     SearchSample,
     SearchState,
+    cached_tuned_buffers,
     next_search_sample,
     paired_hooks,
     search_gradients,
@@ -69,10 +72,12 @@ from enot.functional._search import (
     search_step,
     two_path_output,
 )
+from enot.functional._pick import ValidationPick, validation_pick
 from enot.functional._selection import (
     architecture_log_probability,
     sample_feasible_architecture,
     select_architecture,
+    top_k_architectures,
 )
 from enot.functional._trees import Apply, SearchSpaceTrees, make_apply, write_trees
 from enot.functional._trees import split as split_search_space
@@ -81,6 +86,8 @@ from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sam
 __all__ = [
     "AdamState",
     "Apply",
+    "BNCacheEntry",
+    "BN_SCHEMES",
     "ESTIMATORS",
     "EvolutionConfig",
     "EvolutionResult",
@@ -101,6 +108,7 @@ __all__ = [
     "SearchSpaceTrees",
     "SearchState",
     "Tree",
+    "ValidationPick",
     "adam",
     "adamw",
     "architecture_latency",
@@ -110,6 +118,7 @@ __all__ = [
     "best_architecture",
     "bn_tune",
     "bn_tuned_evaluation",
+    "cached_tuned_buffers",
     "categorical_architecture",
     "check_sandwich",
     "default_sample_to_model_inputs",
@@ -152,8 +161,10 @@ __all__ = [
     "sgd",
     "split_search_space",
     "subtree",
+    "top_k_architectures",
     "two_path_output",
     "uniform_architecture",
     "validate_architecture",
+    "validation_pick",
     "write_trees",
 ]

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+
 from enot.functional import _layout
 from enot.functional._validate import check_int
 

@@ -34,9 +34,12 @@ from enot.functional._trees import Apply, make_apply
 from enot.functional._types import InputsFn, LossFn, ReduceFn, default_sample_to_model_inputs
 
 __all__ = [
+    "BNCacheEntry",
+    "BN_SCHEMES",
     "ESTIMATORS",
     "SearchSample",
     "SearchState",
+    "cached_tuned_buffers",
     "installed_hooks",
     "logit_names",
     "next_search_sample",
@@ -48,6 +51,15 @@ __all__ = [
 ]
 
 ESTIMATORS = ("two_path", "first_order")
+BN_SCHEMES = ("fresh", "cached")
+BN_CACHE_SIZE = 1024  # architectures whose tuned statistics a "cached" search keeps (least recently used dropped)
+
+
+class BNCacheEntry(NamedTuple):
+    """Batch-norm statistics of one architecture's path, tuned over ``batches`` batches so far."""
+
+    batches: int
+    stats: dict[str, torch.Tensor]
 
 class SearchState(NamedTuple):
     """Everything a search step reads and writes (the weights are an argument: search never changes them).
@@ -58,6 +70,9 @@ class SearchState(NamedTuple):
         opt_state: State of the pure optimizer over :func:`logit_names`-keyed logits.
         key: Random key the next sample is drawn from.
         step: Number of steps taken (0-d int64 tensor).
+        bn_cache: ``bn_scheme="cached"``: per architecture (a tuple), its path's batch-norm statistics
+            and the number of batches they average, least recently used first; ``None`` before the
+            first cached step.  Valid for the weights it was tuned with (search never changes them).
     """
 
     buffers: dict[str, torch.Tensor]
@@ -65,6 +80,7 @@ class SearchState(NamedTuple):
     opt_state: Any
     key: torch.Tensor
     step: torch.Tensor
+    bn_cache: Mapping[tuple[int, ...], BNCacheEntry] | None = None
 
 
 class SearchSample(NamedTuple):
@@ -394,6 +410,44 @@ def _tuned_buffers(
     return tuned
 
 
+def cached_tuned_buffers(
+    search_space: nn.Module,
+    params: Mapping[str, torch.Tensor],
+    buffers: Mapping[str, torch.Tensor],
+    architecture: Sequence[int],
+    bn_batches: Sequence[Any],
+    cache: Mapping[tuple[int, ...], BNCacheEntry] | None,
+    target: int,
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
+    cache_size: int = BN_CACHE_SIZE,
+) -> tuple[dict[str, torch.Tensor], dict[tuple[int, ...], BNCacheEntry]]:
+    """``buffers`` with ``architecture``'s batch-norm statistics from the cache, refined on ``bn_batches``.
+
+    The statistics of an architecture are the cumulative average (``momentum=None``) over every batch
+    it was tuned on so far: a first visit tunes from reset statistics on ``bn_batches``; a later visit
+    continues the same average with ``bn_batches`` (``bn_tune(reset=False)``: the batch counters make
+    it exactly the average over all those batches) while it holds fewer than ``target`` batches, and
+    reuses it unchanged after.  Returns the buffers (inputs never mutated) and the new cache (a new
+    dict, this architecture most recent; the least recently used beyond ``cache_size`` dropped).
+    """
+    key = tuple(int(k) for k in architecture)
+    cache = dict(cache or {})
+    entry = cache.pop(key, None)
+    if entry is None:
+        tuned = _bn.bn_tune(search_space, params, buffers, bn_batches, architecture=list(key),
+                            sample_to_model_inputs=sample_to_model_inputs)
+        entry = BNCacheEntry(len(bn_batches), {n: tuned[n] for n in _bn.batch_norm_buffer_names(search_space, key)
+                                               if n in tuned})
+    elif entry.batches < target and bn_batches:
+        tuned = _bn.bn_tune(search_space, params, {**buffers, **entry.stats}, bn_batches, architecture=list(key),
+                            sample_to_model_inputs=sample_to_model_inputs, reset=False)
+        entry = BNCacheEntry(entry.batches + len(bn_batches), {n: tuned[n] for n in entry.stats})
+    cache[key] = entry
+    while len(cache) > cache_size:
+        del cache[next(iter(cache))]
+    return {**buffers, **entry.stats}, cache
+
+
 def search_step(
     apply: Apply,
     optimizer: Optimizer,
@@ -408,6 +462,8 @@ def search_step(
     latency_loss_weight: float = 0.0,
     estimator: str = "two_path",
     bn_tune_data: Sequence[Sequence[Any]] | None = None,
+    bn_scheme: str = "fresh",
+    bn_tune_batches: int = 10,
     sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
     check_finite: bool = True,
     reduce_grads: ReduceFn | None = None,
@@ -438,6 +494,13 @@ def search_step(
             what ``EnotFixedLatencySearchOptimizer.modify_loss`` adds).
         estimator: ``"two_path"`` (default, unbiased) or ``"first_order"`` (see the module docstring).
         bn_tune_data: One list of dataloader items per batch for batch-norm tuning, or ``None``.
+        bn_scheme: ``"fresh"`` (default): each side's statistics recomputed from reset on
+            ``bn_tune_data[b]`` at every step.  ``"cached"``: each side's statistics kept per
+            architecture in ``state.bn_cache`` and refined with ``bn_tune_data[b]`` (give one item per
+            batch) while they average fewer than ``bn_tune_batches`` batches, reused after
+            (:func:`cached_tuned_buffers`).  Not with ``reduce_buffers``.
+        bn_tune_batches: ``"cached"``: batches an architecture's statistics average before they are
+            reused without tuning.
         sample_to_model_inputs: Maps one item to ``(args, kwargs)``.
         check_finite: Raise on a non-finite loss.
         reduce_grads: Across processes, applied to the summed logit gradients before the update
@@ -455,9 +518,8 @@ def search_step(
             so that every rank raises together.
         TypeError: If ``apply`` was not made by :func:`make_apply`.
         ValueError: If ``batches`` is empty, ``bn_tune_data`` does not have one entry per batch, or
-            ``table`` does not fit the search space (counts, nested containers), or
-            ``estimator`` is unknown.
-
+            ``estimator`` is unknown, or
+            ``table`` does not fit the search space (counts, nested containers).
     """
     if not batches:
         raise ValueError("search_step needs at least one batch")
@@ -465,17 +527,29 @@ def search_step(
         raise ValueError(f"bn_tune_data has {len(bn_tune_data)} entries; give one list per batch ({len(batches)})")
     if not isinstance(apply, Apply):
         raise TypeError(f"search_step expects the Apply made by enot.functional.make_apply(search_space), got {apply!r}")
+    _check_estimator(estimator)
+    if bn_scheme not in BN_SCHEMES:
+        raise ValueError(f"unknown bn_scheme {bn_scheme!r}; use one of {list(BN_SCHEMES)}")
+    if bn_scheme == "cached" and reduce_buffers is not None:
+        raise ValueError("bn_scheme='cached' does not support reduce_buffers (several processes); use 'fresh'")
     if table is not None:  # the table must fit the space (issue 12): wrong counts give wrong latencies
         _layout.check_latency_fits(apply.layout, [len(ops) for ops in table.operations])
-    _check_estimator(estimator)
     search_space = apply.search_space
-    key, buffers, logits = state.key, dict(state.buffers), state.logits
+    key, buffers, logits, cache = state.key, dict(state.buffers), state.logits, state.bn_cache
     total: dict[str, torch.Tensor] = {}
     losses, samples = [], []
     for b, batch in enumerate(batches):
         key, sample = next_search_sample(key, logits, table, max_latency, estimator=estimator)
         other_buffers = None
-        if bn_tune_data is not None:
+        if bn_tune_data is not None and bn_scheme == "cached":
+            untuned = buffers
+            buffers, cache = cached_tuned_buffers(search_space, params, untuned, sample.architecture, bn_tune_data[b],
+                                                  cache, bn_tune_batches, sample_to_model_inputs)
+            if list(sample.alternatives) != list(sample.architecture):
+                other_buffers, cache = cached_tuned_buffers(search_space, params, untuned, _other_side(sample),
+                                                            bn_tune_data[b], cache, bn_tune_batches,
+                                                            sample_to_model_inputs)
+        elif bn_tune_data is not None:
             untuned = buffers
             buffers = _tuned_buffers(search_space, params, untuned, sample.architecture, bn_tune_data[b],
                                      sample_to_model_inputs, reduce_buffers)
@@ -504,7 +578,7 @@ def search_step(
     )
     names = logit_names(len(logits))
     new_logits, opt_state = optimizer.update(total, state.opt_state, dict(zip(names, logits)))
-    new_state = SearchState(buffers, tuple(new_logits[n] for n in names), opt_state, key, state.step + 1)
+    new_state = SearchState(buffers, tuple(new_logits[n] for n in names), opt_state, key, state.step + 1, cache)
     return new_state, {"loss": torch.stack(losses).mean(), "samples": samples}
 
 

@@ -8,6 +8,8 @@ feasibility with that same sum, so "feasible" means the same number everywhere.
   ``max_a sum_c score[c][a[c]]  s.t.  latency(a) <= bound`` exactly by dynamic programming over
   Pareto fronts of (latency, score) partial solutions, pruned by the bound and by the LP-relaxation upper bound
   on the score still reachable.
+* :func:`top_k_architectures` lists the ``k`` best feasible architectures in order (Lawler's
+  partition of the solution space, each part solved exactly by :func:`select_architecture`).
 * :func:`sample_feasible_architecture` draws from ``softmax(logits)`` restricted to the feasible
   set, exactly, by rejection from an exact proposal that is a superset of the feasible set.
 * :func:`feasible_alternatives` gives, for a feasible architecture, which single-container swaps
@@ -16,6 +18,7 @@ feasibility with that same sum, so "feasible" means the same number everywhere.
 
 from __future__ import annotations
 
+import heapq
 import math
 import sys
 from collections.abc import Sequence
@@ -33,6 +36,7 @@ __all__ = [
     "feasible_alternatives",
     "sample_feasible_architecture",
     "select_architecture",
+    "top_k_architectures",
 ]
 
 # Proposal grid of sample_feasible_architecture: start, largest, draws per grid before refining.
@@ -172,6 +176,79 @@ def select_architecture(
         architecture[c] = int(choices[c][point])
         point = int(parents[c][point])
     return architecture
+
+
+def top_k_architectures(
+    logits: Sequence[torch.Tensor],
+    table: LatencyTable,
+    max_latency: float,
+    k: int,
+    *,
+    scores: Sequence[torch.Tensor] | None = None,
+) -> list[list[int]]:
+    """The ``k`` most probable architectures whose latency is at most ``max_latency``, best first (exact).
+
+    The score of ``a`` is ``sum_c log softmax(logits[c])[a[c]]`` (or ``sum_c scores[c][a[c]]``), as in
+    :func:`select_architecture`, whose answer is always the first entry.  Lawler's K-best scheme:
+    after the best architecture ``x`` of a part of the solution space (a set of allowed candidates
+    per container) is taken, the rest of that part is split into disjoint parts, part ``i`` keeping
+    ``x``'s candidates in containers ``0..i-1`` and excluding ``x[i]`` in container ``i``; each part's
+    best is found by the exact knapsack (excluded candidates get score ``-inf``), and the best of all
+    open parts comes next.  So every feasible architecture of finite score lies in exactly one part and
+    the list is exactly the ``k`` best, fewer when fewer feasible architectures have a finite score.
+    Ties in score: the faster architecture first, then the order in which parts were opened
+    (deterministic).  Cost: ``k * n_containers`` knapsacks at most.
+
+    Args:
+        logits: One 1-D tensor per container.
+        table: Latency table with the same candidate counts.
+        max_latency: The bound.
+        k: How many architectures (at least 1).
+        scores: Optional per-candidate scores to maximise instead of the log-probabilities.
+
+    Returns:
+        Up to ``k`` distinct architectures, best first.
+
+    Raises:
+        ValueError: As :func:`select_architecture` (bound below the minimum latency, no feasible
+            architecture of finite score, shapes), or ``k < 1``.
+        TypeError: If ``max_latency`` is not a number or ``k`` not an integer.
+    """
+    check_int(k, "k", minimum=1)
+    constant, ops = _check_bound(table, max_latency)
+    bound = float(max_latency)
+    values = _scores(scores if scores is not None else _log_probabilities(logits), [o.size for o in ops])
+
+    def best(allowed: list[np.ndarray]) -> tuple[float, float, list[int]] | None:
+        masked = [np.where(a, v, -np.inf) for a, v in zip(allowed, values)]
+        if any(not np.isfinite(m).any() for m in masked):
+            return None
+        fastest = [int(np.nonzero(np.isfinite(m))[0][np.argmin(o[np.isfinite(m)])]) for o, m in zip(ops, masked)]
+        if _sequential_latency(constant, ops, fastest) > bound:
+            return None  # no feasible architecture of finite score in this part
+        arch = select_architecture(None, table, bound, scores=[torch.from_numpy(m) for m in masked])
+        return float(sum(v[j] for v, j in zip(values, arch))), _sequential_latency(constant, ops, arch), arch
+
+    first = best([np.ones(o.size, dtype=bool) for o in ops])
+    if first is None:
+        raise _no_finite_feasible(bound, "score" if scores is not None else "log-probability")
+    opened = 0
+    heap = [(-first[0], first[1], opened, first[2], [np.ones(o.size, dtype=bool) for o in ops])]
+    found: list[list[int]] = []
+    while heap and len(found) < k:
+        _, _, _, arch, allowed = heapq.heappop(heap)
+        found.append(arch)
+        for i in range(len(ops)):
+            part = [a.copy() for a in allowed]
+            for j in range(i):  # containers before i keep arch's candidate
+                part[j] = np.zeros_like(part[j])
+                part[j][arch[j]] = True
+            part[i][arch[i]] = False
+            solution = best(part)
+            if solution is not None:
+                opened += 1
+                heapq.heappush(heap, (-solution[0], solution[1], opened, solution[2], part))
+    return found
 
 
 def _pareto_dp(
