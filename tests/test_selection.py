@@ -155,3 +155,12 @@ def test_sampling_with_subnormal_latencies_stays_exact(bound):
     feasible = {a for a in [(0, 0), (0, 1), (1, 0), (1, 1)] if float(ef.architecture_latency(list(a), table)) <= bound}
     assert set(draws) <= feasible
     assert set(draws) == feasible  # both feasible architectures are equally likely: 300 draws see each
+
+
+def test_sampling_when_rounding_absorbs_an_excess():
+    # Hypothesis: constant 1.0, candidate latencies (2.3e-255, 0.0), bound 1.0, the 0.0 candidate at
+    # probability 0.  1.0 + 2.3e-255 rounds to 1.0, so candidate 0 is feasible; a grid finer than the
+    # sums' ulp counted its excess as units and left no mass (AssertionError).
+    table = ef.LatencyTable(1.0, (torch.tensor([2.2961e-255, 0.0], dtype=torch.float64),))
+    logits = [torch.tensor([0.0, -math.inf], dtype=torch.float64)]
+    assert ef.sample_feasible_architecture(ef.random.key(0), logits, table, 1.0) == [0]

@@ -516,6 +516,11 @@ class _GridProposal:
         slack = bound - _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
         span = max(slack, max(float(e.max()) for e in excess), 0.0)
         step = (slack if slack > 0 else span if span > 0 else 1.0) / grid
+        # The one spare unit per container covers float rounding only if a unit is at least a few ulps of
+        # the sums compared with the bound: an excess that rounded addition absorbs (1.0 + 2e-255 == 1.0)
+        # must not count as units.
+        magnitude = abs(constant) + sum(float(np.abs(o).max()) for o in ops) + abs(bound)
+        step = max(step, 4 * sys.float_info.epsilon * magnitude)
         if not step >= sys.float_info.min:  # a subnormal slack or span: quotients lose their precision
             step = 1.0  # every tiny excess rounds down to 0 units: still a superset of the feasible set
         self.budget = int(math.ceil(max(slack, 0.0) / step)) + len(ops) + 1  # one spare unit per rounding
