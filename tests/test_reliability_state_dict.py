@@ -10,7 +10,7 @@ from torch import nn
 
 from enot.models import SearchSpaceModel, build_mobilenet
 from enot.optimize import EnotPretrainOptimizer, EnotSearchOptimizer, EnotTrainOptimizer
-from tests._step_state import assert_same, capture
+from tests._unchanged import assert_same, capture
 
 
 def _space(ops=("MIB_k=3_t=3", "conv1x1-skip"), channels=(8, 8)) -> SearchSpaceModel:

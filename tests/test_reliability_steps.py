@@ -17,7 +17,7 @@ from torch import nn
 from enot.latency import SearchSpaceLatencyContainer
 from enot.models import SearchSpaceModel
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotPretrainOptimizer, EnotSearchOptimizer, EnotTrainOptimizer
-from tests._step_state import assert_same, capture
+from tests._unchanged import assert_same, capture
 from tests.spaces import tiny_mobilenet
 
 STEPS, FAIL_AT = 3, 1
