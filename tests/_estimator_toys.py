@@ -20,6 +20,8 @@ from enot.models import SearchSpaceModel, SearchVariantsContainer
 
 
 class Scale(nn.Module):
+    """Multiplies its input by ``factor`` (also the candidates of ``tests/_search_toys.py``)."""
+
     def __init__(self, factor: float) -> None:
         super().__init__()
         self.factor = factor

@@ -6,18 +6,10 @@ import torch
 from torch import nn
 
 from enot.models import SearchSpaceModel, SearchVariantsContainer
+from tests._estimator_toys import Scale
 
 BEST = (0, 2, 1, 3)
 SCALES = (0.5, 0.2, 0.0)  # the corruptions: damp the signal (0.0 destroys it)
-
-
-class Scale(nn.Module):
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
 
 
 class ScaleToy(nn.Module):
