@@ -8,7 +8,6 @@ the same scenario functions with ``rank=0, world=1`` over the whole global batch
 from __future__ import annotations
 
 import os
-import traceback
 from typing import Any
 
 import torch
@@ -19,6 +18,8 @@ import enot.distributed as ed
 import enot.functional as ef
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 from enot.optimize import EnotPretrainOptimizer
+
+from _ranks import run_rank
 
 PER_RANK = 3  # samples per rank in every batch
 
@@ -297,18 +298,10 @@ JOBS = {
 
 def main(rank: int, world: int, port: int, outdir: str, job: str, timeout_s: float) -> None:
     """Entry point of one spawned rank: join the group from the environment, run ``job``, save."""
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
-    )
-    torch.set_num_threads(1)
-    info = ed.init_from_env(timeout_s=timeout_s)
-    assert (info.rank, info.world_size, info.backend) == (rank, world, "gloo"), info
-    try:
-        result = JOBS[job](rank, world, outdir)
-        torch.save(result, os.path.join(outdir, f"rank{rank}.pt"))
-    except BaseException:
-        with open(os.path.join(outdir, f"rank{rank}.err"), "w") as f:
-            f.write(traceback.format_exc())
-        raise
-    finally:
-        ed.destroy()
+
+    def run() -> dict:
+        info = ed.init_from_env(timeout_s=timeout_s)
+        assert (info.rank, info.world_size, info.backend) == (rank, world, "gloo"), info
+        return JOBS[job](rank, world, outdir)
+
+    run_rank(rank, world, port, outdir, run)

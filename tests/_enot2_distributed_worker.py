@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import traceback
 
 import torch
 from torch import nn
@@ -16,6 +15,8 @@ from enot.logging import prepare_log
 from enot.models import SearchSpaceModel
 from enot.models.mobilenet import build_mobilenet
 from enot.optimize import EnotPretrainOptimizer
+
+from _ranks import run_rank
 
 
 def job(rank: int, outdir: str) -> dict:
@@ -62,14 +63,4 @@ def job(rank: int, outdir: str) -> dict:
 
 
 def main(rank: int, world: int, port: int, outdir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    try:
-        torch.save(job(rank, outdir), os.path.join(outdir, f"rank{rank}.pt"))
-    except BaseException:
-        with open(os.path.join(outdir, f"rank{rank}.err"), "w") as f:
-            f.write(traceback.format_exc())
-        raise
-    finally:
-        ed.destroy()
+    run_rank(rank, world, port, outdir, lambda: job(rank, outdir))

@@ -7,12 +7,8 @@ the same scenario functions here, over the whole global batch.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 import _distributed_worker as worker
+from _ranks import errors, launch
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs Gloo")
 
@@ -30,51 +27,22 @@ COLLECTIVE_TIMEOUT_S = 20.0  # what a rank waits in a collective for a dead peer
 ATOL, RTOL = 1e-12, 1e-10
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(job: str, outdir) -> tuple[list[int | None], list[dict | None]]:
     """Runs ``job`` on two spawned ranks; returns their exit codes and saved results."""
-    ctx = multiprocessing.get_context("spawn")
-    port = _free_port()
-    procs = [
-        ctx.Process(target=worker.main, args=(rank, WORLD, port, str(outdir), job, COLLECTIVE_TIMEOUT_S))
-        for rank in range(WORLD)
-    ]
-    for p in procs:
-        p.start()
-    deadline = time.monotonic() + JOB_DEADLINE_S
-    for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
-    hung = [rank for rank, p in enumerate(procs) if p.is_alive()]
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            p.join()
-    if hung:
-        pytest.fail(f"ranks {hung} of job {job!r} still ran after {JOB_DEADLINE_S} s (a hang)")
-    results = []
-    for rank in range(WORLD):
-        path = os.path.join(outdir, f"rank{rank}.pt")
-        results.append(torch.load(path, weights_only=False) if os.path.exists(path) else None)
-    return [p.exitcode for p in procs], results
+    return launch(worker.main, WORLD, outdir, JOB_DEADLINE_S, job, COLLECTIVE_TIMEOUT_S)
 
 
-def _errors(outdir) -> str:
-    return "\n".join(
-        open(os.path.join(outdir, name)).read() for name in sorted(os.listdir(outdir)) if name.endswith(".err")
-    )
+def _job_results(tmp_path_factory, job: str) -> list[dict]:
+    """The results of ``job``, which every rank must finish without an error."""
+    outdir = tmp_path_factory.mktemp(f"distributed_{job}")
+    codes, results = _launch(job, outdir)
+    assert codes == [0] * WORLD, errors(outdir)
+    return results
 
 
 @pytest.fixture(scope="module")
 def main_job(tmp_path_factory):
-    outdir = tmp_path_factory.mktemp("distributed_main")
-    codes, results = _launch("main", outdir)
-    assert codes == [0] * WORLD, _errors(outdir)
-    return results
+    return _job_results(tmp_path_factory, "main")
 
 
 def _assert_trees_close(actual: dict, expected: dict) -> None:
@@ -212,10 +180,7 @@ def test_functional_reduction_hooks_default_to_identity():
 
 @pytest.fixture(scope="module")
 def search_job(tmp_path_factory):
-    outdir = tmp_path_factory.mktemp("distributed_search")
-    codes, results = _launch("search", outdir)
-    assert codes == [0] * WORLD, _errors(outdir)
-    return results
+    return _job_results(tmp_path_factory, "search")
 
 
 def test_two_rank_search_ends_with_the_same_probabilities_as_one_process(search_job):

@@ -3,23 +3,13 @@ multigpu_pretrain sequence ends with identical weights on both ranks, prepare_lo
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import socket
-import time
-
 import pytest
 import torch
 
 import _enot2_distributed_worker as worker
+from _ranks import errors, launch
 
 WORLD, DEADLINE_S = 2, 240
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +17,9 @@ def ranks(tmp_path_factory):
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is not available")
     outdir = tmp_path_factory.mktemp("enot2_distributed")
-    ctx = multiprocessing.get_context("spawn")
-    port = _free_port()
-    procs = [ctx.Process(target=worker.main, args=(rank, WORLD, port, str(outdir))) for rank in range(WORLD)]
-    for p in procs:
-        p.start()
-    deadline = time.monotonic() + DEADLINE_S
-    for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            p.join()
-    errors = "\n".join(open(outdir / n).read() for n in sorted(os.listdir(outdir)) if n.endswith(".err"))
-    assert [p.exitcode for p in procs] == [0, 0], errors
-    return outdir, [torch.load(outdir / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    codes, results = launch(worker.main, WORLD, outdir, DEADLINE_S)
+    assert codes == [0] * WORLD, errors(outdir)
+    return outdir, results
 
 
 def test_rank_queries_and_log(ranks):
