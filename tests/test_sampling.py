@@ -45,31 +45,30 @@ def test_same_seed_same_sequence():
     assert run(1) != run(2)
 
 
+def _assert_follows(draw, probabilities: list[list[float]], seed: int, draws: int = 3000) -> None:
+    """``draw(key)``, called with ``draws`` successive keys, picks each container's index with the
+    probabilities given (chi-square test at 99.9%), and only indices of that container."""
+    counts = [collections.Counter() for _ in probabilities]
+    key = ef.random.key(seed)
+    for _ in range(draws):
+        key, sub = ef.random.split(key)
+        for c, i in enumerate(draw(sub)):
+            counts[c][i] += 1
+    for c, p in enumerate(probabilities):
+        assert set(counts[c]) <= set(range(len(p))), (c, sorted(counts[c]))
+        stat = _chi_square([counts[c][i] for i in range(len(p))], p)
+        assert stat < CHI2_999[len(p) - 1]
+
+
 def test_uniform_sampling_follows_its_distribution():
     n_choices = (3, 5)
-    counts = [collections.Counter() for _ in n_choices]
-    key = ef.random.key(0)
-    for _ in range(3000):
-        key, sub = ef.random.split(key)
-        for c, i in enumerate(ef.uniform_architecture(sub, n_choices)):
-            counts[c][i] += 1
-    for c, n in enumerate(n_choices):
-        stat = _chi_square([counts[c][i] for i in range(n)], [1 / n] * n)
-        assert stat < CHI2_999[n - 1]
+    _assert_follows(lambda key: ef.uniform_architecture(key, n_choices), [[1 / n] * n for n in n_choices], seed=0)
 
 
 def test_categorical_sampling_follows_softmax():
     logits = [torch.tensor([0.0, 1.0, -1.0]), torch.tensor([2.0, 0.0])]
-    counts = [collections.Counter() for _ in logits]
-    key = ef.random.key(5)
-    for _ in range(3000):
-        key, sub = ef.random.split(key)
-        for c, i in enumerate(ef.categorical_architecture(sub, logits)):
-            counts[c][i] += 1
-    for c, l in enumerate(logits):
-        p = torch.softmax(l.double(), 0).tolist()
-        stat = _chi_square([counts[c][i] for i in range(len(p))], p)
-        assert stat < CHI2_999[len(p) - 1]
+    probabilities = [torch.softmax(l.double(), 0).tolist() for l in logits]
+    _assert_follows(lambda key: ef.categorical_architecture(key, logits), probabilities, seed=5)
 
 
 @pytest.mark.parametrize("n_choices", [(4, 4, 4), (3, 5, 2, 1), (1,)])
