@@ -23,15 +23,21 @@ def _loss(output, batch):
     return Fn.cross_entropy(output, batch[1])
 
 
-def test_compiled_pretrain_step_equals_eager_and_does_not_recompile_per_architecture():
+def _eager_and_compiled(batch_seed: int, n_batches: int):
+    """A fresh dynamo cache and counters; two equal ``Nested`` spaces (the second one to compile),
+    ``n_batches`` batches and the first space's trees."""
     torch._dynamo.reset()
     counters.clear()
     torch.manual_seed(0)
     eager_space = SearchSpaceModel(Nested())
     compiled_space = copy.deepcopy(eager_space)
-    g = torch.Generator().manual_seed(0)
-    batches = [(torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g)) for _ in range(3)]
-    trees = ef.split_search_space(eager_space)
+    g = torch.Generator().manual_seed(batch_seed)
+    batches = [(torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g)) for _ in range(n_batches)]
+    return eager_space, compiled_space, batches, ef.split_search_space(eager_space)
+
+
+def test_compiled_pretrain_step_equals_eager_and_does_not_recompile_per_architecture():
+    eager_space, compiled_space, batches, trees = _eager_and_compiled(batch_seed=0, n_batches=3)
     opt = ef.sgd(0.1, momentum=0.9)
 
     module_before = {n: t.clone() for n, t in compiled_space.state_dict().items()}
@@ -64,14 +70,7 @@ def test_compiled_pretrain_step_equals_eager_and_does_not_recompile_per_architec
 
 
 def test_compiled_search_step_equals_eager_and_does_not_recompile_per_sample():
-    torch._dynamo.reset()
-    counters.clear()
-    torch.manual_seed(0)
-    eager_space = SearchSpaceModel(Nested())
-    compiled_space = copy.deepcopy(eager_space)
-    g = torch.Generator().manual_seed(1)
-    batches = [(torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g)) for _ in range(8)]
-    trees = ef.split_search_space(eager_space)
+    eager_space, compiled_space, batches, trees = _eager_and_compiled(batch_seed=1, n_batches=8)
     opt = ef.adam(0.1)
     module_before = {n: t.clone() for n, t in compiled_space.state_dict().items()}
 
