@@ -1,7 +1,7 @@
 """Evolution vs gradient search on the ground-truth benchmark: quality and wall time at the same bounds.
 
-Uses the ground truth and the public-API pipeline of `benchmarks/search_quality.py` (branch i13:
-`benchmarks/ground_truth/`, 343 architectures trained stand-alone).  For every seed the supernet is
+Uses the ground truth and the public-API pipeline of `benchmarks/search_quality.py`
+(`benchmarks/ground_truth/`, 343 architectures trained stand-alone).  For every seed the supernet is
 pretrained once exactly as there; then, for each of the 3 latency bounds, on copies of it:
 
 * **gradient**: `EnotFixedLatencySearchOptimizer` + `prepare_validation_model()` (search_quality's `_search`);
@@ -98,7 +98,7 @@ def main() -> None:
                 line.append(f"{name} {list(arch)} {figures['regret']:.2f} pp ({seconds:.1f} s)")
 
             t0, c0 = time.perf_counter(), time.process_time()
-            pick = tuple(_search(copy.deepcopy(space), bound, data, bn_loader, args.search_epochs, seed))
+            pick = tuple(_search(copy.deepcopy(space), bound, data, bn_loader, args.search_epochs, seed, {})[0])
             record("gradient", pick, time.perf_counter() - t0, 0, None, time.process_time() - c0)
             for (p, s), name in zip(budgets, names[1:-1]):
                 t0, c0 = time.perf_counter(), time.process_time()
