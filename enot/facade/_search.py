@@ -49,10 +49,11 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             over ranks, so every rank keeps the same probabilities (``docs/distributed.md``; call
             :meth:`prepare_validation_model` on every rank); ``bn_scheme``: ``"fresh"`` (default) tunes
             both sides of every comparison from scratch on ``bn_tune_batches`` new batches per step;
-            ``"cached"`` tunes an architecture once, on the window of the last ``bn_tune_batches``
-            items (it takes one new item per step), and reuses its statistics when the search draws it
-            again (``enot.functional.cached_tuned_buffers``; one process only; the cache is dropped
-            when the weights change and is not saved in ``state_dict``);
+            ``"cached"`` keeps each architecture's statistics and adds one new batch per step (the same
+            for both sides) to each side's cumulative average until it averages ``bn_tune_batches``
+            batches, then reuses it (``enot.functional.cached_tuned_buffers``; one process only; the
+            cache is dropped when the weights change and is not saved in ``state_dict``, so a resumed
+            search is not bit-identical);
             ``validation_top_k`` (default 1) and
             ``validation_score`` (a callable ``search_space -> float``, higher is better; needed when
             ``validation_top_k > 1``): what :meth:`prepare_validation_model` calls the best
@@ -101,7 +102,6 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         if self._bn_scheme not in ef.BN_SCHEMES:
             raise ValueError(f"{where}unknown bn_scheme {self._bn_scheme!r}; use one of {list(ef.BN_SCHEMES)}")
         self._bn_cache: dict | None = None  # "cached": ef.cached_tuned_buffers' cache
-        self._bn_window: list[Any] = []  # "cached": the last bn_tune_batches items (a first visit tunes on them)
         self._bn_cache_weights: tuple | None = None  # the weights (pointer, version) the cache was tuned with
         self._path_apply: ef.Apply | None = None  # ef.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
@@ -151,12 +151,12 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     def _snapshot(self) -> dict[str, Any]:
         self._bn_taken = []
         return {**super()._snapshot(), "last_sample": self.last_sample, "bn_position": self._bn_position,
-                "bn_cache": (self._bn_cache, self._bn_cache_weights, self._bn_window)}  # new objects per step: no copy
+                "bn_cache": (self._bn_cache, self._bn_cache_weights)}  # a new dict per step: no copy needed
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         super()._restore(snapshot)
         self.last_sample = snapshot["last_sample"]
-        self._bn_cache, self._bn_cache_weights, self._bn_window = snapshot["bn_cache"]
+        self._bn_cache, self._bn_cache_weights = snapshot["bn_cache"]
         # The batch-norm items the failed step took come again first, in the same order.
         self._bn_replay = self._bn_taken + self._bn_replay
         self._bn_taken = []
@@ -257,16 +257,14 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
 
     def _cached_tuning(self, sample: ef.SearchSample) -> dict[str, torch.Tensor] | None:
         """``bn_scheme="cached"``: path ``a``'s statistics (written into the search space) and ``b``'s
-        (returned; ``None`` when ``b == a``) from the cache; a path not in it is tuned on the window of the
-        last ``bn_tune_batches`` items, which takes one new item per step (the first step fills it)."""
+        (returned; ``None`` when ``b == a``) from the cache, refined on one new batch (as ``ef.search_step``)."""
         if self._reducer is not None:
             raise ValueError(f"{type(self).__name__}: bn_scheme='cached' runs in one process only; use 'fresh'")
         ss = self.search_space
         weights = tuple((p.data_ptr(), p._version) for p in ss.model_parameters())
         if weights != self._bn_cache_weights:  # statistics tuned with other weights are stale
             self._bn_cache, self._bn_cache_weights = None, weights
-        new_items = self._next_bn_batches(1 if self._bn_window else self._bn_tune_batches)
-        items = self._bn_window = (self._bn_window + new_items)[-self._bn_tune_batches:]
+        items = self._next_bn_batches(1)
         params = {n: p.detach() for n, p in ss.named_parameters()}
         untuned = dict(ss.named_buffers())
         new, self._bn_cache = ef.cached_tuned_buffers(ss, params, untuned, sample.architecture, items, self._bn_cache,

@@ -496,11 +496,9 @@ def search_step(
         bn_tune_data: One list of dataloader items per batch for batch-norm tuning, or ``None``.
         bn_scheme: ``"fresh"`` (default): each side's statistics recomputed from reset on
             ``bn_tune_data[b]`` at every step.  ``"cached"``: each side's statistics kept per
-            architecture in ``state.bn_cache``: an architecture not in it is tuned on
-            ``bn_tune_data[b]``, one in it reused (refined with ``bn_tune_data[b]`` only while it
-            averages fewer than ``bn_tune_batches`` batches; :func:`cached_tuned_buffers`).  The
-            facade's rule, which keeps a first visit as well tuned as ``"fresh"``: give the window of
-            the last ``bn_tune_batches`` items, taking one new item per step.  Not with ``reduce_buffers``.
+            architecture in ``state.bn_cache`` and refined with ``bn_tune_data[b]`` (give one item per
+            batch) while they average fewer than ``bn_tune_batches`` batches, reused after
+            (:func:`cached_tuned_buffers`).  Not with ``reduce_buffers``.
         bn_tune_batches: ``"cached"``: batches an architecture's statistics average before they are
             reused without tuning.
         sample_to_model_inputs: Maps one item to ``(args, kwargs)``.
