@@ -5,11 +5,10 @@
    and ``first_order``), without batch-norm tuning and with it at the documented default
    (``bn_tune_batches=10`` batches of the same size per step once a ``bn_tune_dataloader`` is given),
    and for ``EnotFixedLatencySearchOptimizer`` (restricted sampling).  The ``bn_scheme="cached"`` rows
-   tune an architecture only the first time it is drawn (on the window of the last 10 batches) and
-   reuse its statistics after; on this large space the repeated steps rarely revisit an architecture,
-   so they show that scheme's worst case (about the cost of ``"fresh"``).  Its cost over a whole
-   search, where the probabilities concentrate, is printed by ``benchmarks/search_quality.py``
-   (search time per variant and the share of distinct architectures drawn).
+   tune at most one new batch per side per step (statistics kept per architecture); on this large
+   space the repeated steps rarely revisit an architecture, so they show that scheme's cost before
+   its statistics are reused.  Search time over a whole search (fresh against cached) is printed by
+   ``benchmarks/search_quality.py``, with the share of distinct architectures drawn.
 2. `enot.functional.select_architecture` time for 20x10 and 50x10 tables (random logits, and the
    harder case where probability grows with latency), over several bounds.  Target: 20x10 < 10 ms.
 
