@@ -16,6 +16,10 @@ The picks are scored by the ground truth (regret in pp, percentile, budget use),
 
     python benchmarks/evolution_quality.py                       # 3 seeds, 40 pretrain epochs, P x S = 10x5 and 20x10
     python benchmarks/evolution_quality.py --seeds 1 --pretrain-epochs 10 --budgets 20x10
+    python benchmarks/evolution_quality.py --seeds 5 --cache /tmp/sq-cache --json /tmp/evo.json  # reuse search_quality's supernets
+    python benchmarks/evolution_quality.py --aggregate /tmp/evo.json [more.json ...]
+
+(Regrets are computed when a search runs, against the table of that moment.)
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ground_truth"))
-from search_quality import TABLE, _accuracy, _figures, _load_table, _pretrain, _search, _summary, _supernet_scores  # noqa: E402
+from search_quality import TABLE, _accuracy, _figures, _load_table, _pretrained, _search, _summary, _supernet_scores  # noqa: E402
 from space import bounds as latency_bounds, load_data  # noqa: E402
 
 from enot.optimize import EvolutionSearch  # noqa: E402
@@ -59,6 +63,10 @@ def main() -> None:
     parser.add_argument("--search-epochs", type=int, default=20, help="epochs of the gradient search")
     parser.add_argument("--budgets", default="10x5,20x10", help="evolution population x steps, comma-separated")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--pretrain-options", type=json.loads, default={},
+                        help="EnotPretrainOptimizer options as JSON (as search_quality.py)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder of pretrained supernets shared with search_quality.py --cache (reused when present)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -80,7 +88,7 @@ def main() -> None:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     for seed in seeds:
         t0 = time.perf_counter()
-        space = _pretrain(seed, data, args.pretrain_epochs, args.batch)
+        space, _ = _pretrained(seed, data, args)
         print(f"seed {seed}: pretrain {time.perf_counter() - t0:.0f} s", flush=True)
         t0, c0 = time.perf_counter(), time.process_time()
         scores = _supernet_scores(space, architectures, data, bn_loader, bn_batches=10)

@@ -265,15 +265,19 @@ def _report(record: dict, table: dict) -> None:
                                  for a in architectures if table[a]["mmac"] <= bound) for bound in bounds]
     print(f"random feasible, exact expectation of regret per bound: {[round(e, 2) for e in expected]} pp")
     taus = []
+    scored = architectures
     for seed_record in record["seeds"]:
         scores = {tuple(json.loads(a)): v for a, v in seed_record["scores"].items()}
+        if not scores:
+            continue
         scored = sorted(scores)
         taus.append(float(kendalltau([scores[a] for a in scored], [truth[a] for a in scored]).statistic))
     standalone_tau = float(kendalltau([table[a]["mean_val_accuracy"] for a in scored],
                                       [truth[a] for a in scored]).statistic)
-    print(f"Kendall tau (BN-tuned supernet val accuracy vs ground truth): mean {statistics.fmean(taus):.3f}, "
-          f"per seed {[round(t, 3) for t in taus]}; reference: stand-alone mean val accuracy vs the same "
-          f"{standalone_tau:.3f}")
+    if taus:
+        print(f"Kendall tau (BN-tuned supernet val accuracy vs ground truth): mean {statistics.fmean(taus):.3f}, "
+              f"per seed {[round(t, 3) for t in taus]}; reference: stand-alone mean val accuracy vs the same "
+              f"{standalone_tau:.3f}")
     visits: dict[str, list] = {}
     for seed_record in record["seeds"]:
         for label, counts in seed_record.get("visits", {}).items():
@@ -305,6 +309,8 @@ def _pooled(records: list[dict]) -> dict:
             merged = by_seed.setdefault(seed_record["seed"], {**seed_record, "picks": [{} for _ in seed_record["picks"]],
                                                               "search_seconds": [], "visits": {}, "variants": []})
             merged["variants"] += record["variants"]
+            if not merged["scores"] and seed_record["scores"]:  # a run with --no-scores has none
+                merged["scores"], merged["tau"] = seed_record["scores"], seed_record["tau"]
             for b, picks in enumerate(seed_record["picks"]):
                 merged["picks"][b].update(picks)
             merged["visits"].update(seed_record.get("visits", {}))
@@ -344,11 +350,12 @@ def _run(args: argparse.Namespace, table: dict, variants: list[dict]) -> dict:
         space, pretrain_cpu = _pretrained(seed, data, args)
         pretrain_wall = time.perf_counter() - t0
         t0 = time.perf_counter()
-        scores = _supernet_scores(space, scored, data, bn_loader, bn_batches=args.score_bn_batches)
+        scores = {} if args.no_scores else _supernet_scores(space, scored, data, bn_loader, args.score_bn_batches)
         score_wall = time.perf_counter() - t0
-        tau = float(kendalltau([scores[a] for a in scored], [truth[a] for a in scored]).statistic)
-        print(f"seed {seed}: pretrain {pretrain_wall:.0f} s (CPU {pretrain_cpu:.0f} s when trained); BN-tuned supernet "
-              f"vs ground truth: Kendall tau {tau:.3f} ({score_wall:.0f} s)", flush=True)
+        tau = float(kendalltau([scores[a] for a in scored], [truth[a] for a in scored]).statistic) if scores else None
+        print(f"seed {seed}: pretrain {pretrain_wall:.0f} s (CPU {pretrain_cpu:.0f} s when trained)" + (
+              f"; BN-tuned supernet vs ground truth: Kendall tau {tau:.3f} ({score_wall:.0f} s)" if scores else ""),
+              flush=True)
         seed_record = {"seed": seed, "tau": tau, "pretrain_cpu_seconds": pretrain_cpu,
                        "scores": {json.dumps(list(a)): v for a, v in scores.items()}, "picks": [], "search_seconds": []}
         record["seeds"].append(seed_record)
@@ -404,6 +411,8 @@ def main() -> None:
                         "--estimator/--bn-scheme/--validation-top-k")
     parser.add_argument("--cache", type=Path, default=None, help="folder of pretrained supernets (reused when present)")
     parser.add_argument("--save", type=Path, default=None, help="write picks, scores and taus as JSON here")
+    parser.add_argument("--no-scores", action="store_true", help="skip scoring every network on the supernet (no "
+                        "tau, no 'supernet, all feasible scored'; --rescore takes them from another run of the seed)")
     parser.add_argument("--rescore", type=Path, nargs="+", default=None,
                         help="print the summary of --save files (their seeds pooled) against --table")
     args = parser.parse_args()
@@ -430,6 +439,8 @@ def main() -> None:
         parser.error(f"--variants must be a non-empty JSON list of objects, got {args.variants!r}")
     torch.set_num_threads(args.threads)
     start, cpu_start = time.perf_counter(), time.process_time()
+    if args.tau_only and args.no_scores:
+        parser.error("--tau-only needs the scores: drop --no-scores")
     record = _run(args, table, args.variants)
     if args.tau_only:
         taus = [r["tau"] for r in record["seeds"]]
