@@ -25,9 +25,10 @@ path extracted, its batch norm recalibrated on `--score-bn-batches` train batche
 
 A variant is a dict of `EnotFixedLatencySearchOptimizer` options (`estimator`, `bn_scheme`, ...) plus
 `validation_top_k` (K > 1: `validation_score` = accuracy on the val split, which is the search split, or
-minus the cross-entropy there with `"score": "loss"`) and an optional `label`.  Every variant is searched from the same pretrained supernet with the same data
-order, so differences between variants are paired: the summary prints each one's mean difference of
-regret from the first variant with its standard error over the picks.
+minus the cross-entropy there with `"score": "loss"`) and an optional `label` (distinct per variant).
+Every variant is searched from the same pretrained supernet with the same data order, so differences
+between variants are paired: the summary prints each one's mean difference of regret from the first
+variant with its standard error over the picks.
 
 (`python benchmarks/...` imports the installed `enot`; from a git worktree prefix `PYTHONPATH=$PWD`.
 The header line names the `enot` it imported.)
@@ -437,6 +438,14 @@ def main() -> None:
         args.variants = [variant]
     if not isinstance(args.variants, list) or not args.variants or not all(isinstance(v, dict) for v in args.variants):
         parser.error(f"--variants must be a non-empty JSON list of objects, got {args.variants!r}")
+    for variant in args.variants:  # checked before pretraining, not minutes into the run
+        if variant.get("score", "accuracy") not in ("accuracy", "loss"):
+            parser.error(f"--variants: score must be 'accuracy' or 'loss', got {variant['score']!r} in {variant}")
+        if not isinstance(variant.get("validation_top_k", 1), int) or variant.get("validation_top_k", 1) < 1:
+            parser.error(f"--variants: validation_top_k must be a positive int, got {variant['validation_top_k']!r}")
+    labels = [_label(v) for v in args.variants]
+    if len(set(labels)) != len(labels):
+        parser.error(f"--variants: two variants share a label ({labels}); give each a distinct 'label'")
     torch.set_num_threads(args.threads)
     start, cpu_start = time.perf_counter(), time.process_time()
     if args.tau_only and args.no_scores:
