@@ -186,13 +186,7 @@ class EvolutionSearch:
         params = {n: p.detach() for n, p in ss.named_parameters()}
         with self._restored() as buffers:
 
-            def evaluate(architecture: list[int]) -> float:
-                tuned = buffers
-                if batches:
-                    tuned = ef.bn_tune(
-                        ss, params, buffers, batches, architecture=architecture,
-                        sample_to_model_inputs=self._sample_to_model_inputs,
-                    )
+            def metric(architecture: list[int], tuned: dict[str, torch.Tensor]) -> float:
                 with torch.no_grad():
                     for n, b in ss.named_buffers():
                         b.copy_(tuned[n])
@@ -200,6 +194,9 @@ class EvolutionSearch:
                 ss.eval()
                 return self._evaluate_function(ss)
 
+            evaluate = ef.bn_tuned_evaluation(
+                ss, params, buffers, batches, metric, sample_to_model_inputs=self._sample_to_model_inputs
+            )
             result = ef.evolution_search(
                 ef.random.key(self._seed), evaluate, self._search_steps, ss.layout.n_choices,
                 table=self._table, max_latency=self._max_latency_value, config=self._config,

@@ -14,7 +14,6 @@ from enot.distributed._reduce import fingerprint
 from enot.facade._base import Closure
 from enot.facade._phase import SearchSpaceOptimizer
 from enot.functional._bn import frozen_batch_norm
-from enot.functional._search import installed_hooks, paired_hooks
 from enot.functional._validate import check_callable, check_int, check_number
 from enot.models import SearchSpaceModel
 
@@ -87,9 +86,7 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
         self._bn_validation_tune_batches = check_int(bn_validation_tune_batches, "bn_validation_tune_batches", where=where)
         self._sample_to_model_inputs = check_callable(sample_to_model_inputs, "sample_to_model_inputs", where=where)
-        self._estimator = options.get("estimator", "two_path")
-        if self._estimator not in ef.ESTIMATORS:
-            raise ValueError(f"{where}unknown estimator {self._estimator!r}; use one of {list(ef.ESTIMATORS)}")
+        self._estimator = ef.get_estimator(options.get("estimator", "two_path"), where=where)
         self._validation_top_k = check_int(options.get("validation_top_k", 1), "validation_top_k", minimum=1, where=where)
         self._validation_score = options.get("validation_score")
         if self._validation_score is not None:
@@ -98,10 +95,8 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             raise ValueError(f"{where}validation_top_k={self._validation_top_k} needs a validation_score "
                              "(a callable search_space -> float, higher is better) to re-rank the candidates")
         self.last_validation_pick: ef.ValidationPick | None = None
-        self._bn_scheme = options.get("bn_scheme", "fresh")
-        if self._bn_scheme not in ef.BN_SCHEMES:
-            raise ValueError(f"{where}unknown bn_scheme {self._bn_scheme!r}; use one of {list(ef.BN_SCHEMES)}")
-        self._bn_cache: dict | None = None  # "cached": ef.cached_tuned_buffers' cache
+        self._bn_scheme = ef.BNScheme.parse(options.get("bn_scheme", "fresh"), self._bn_tune_batches, where=where)
+        self._bn_cache: dict | None = None  # the cache of self._bn_scheme (BNScheme.tune)
         self._bn_cache_weights: tuple | None = None  # the weights (pointer, version) the cache was tuned with
         self._path_apply: ef.Apply | None = None  # ef.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
@@ -211,10 +206,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         new = ef.bn_tune(
             ss, params, buffers, batches, architecture=architecture, sample_to_model_inputs=self._sample_to_model_inputs,
         )
-        if self._reducer is not None:  # every rank tuned on its own batches: average the statistics
-            tuned = sorted(name for name, value in new.items() if value is not buffers[name])
-            self._reducer.agree(fingerprint(tuned), what="tuned batch-norm buffers", step=self._step_count)
-            new.update(self._reducer.reduce_buffers({n: new[n] for n in tuned}, sum_counters=True))
+        if self._reducer is not None:
+            tuned = {name: value for name, value in new.items() if value is not buffers[name]}
+            new.update(self._reduce_tuned(tuned))
         return new
 
     # ------------------------------------------------------------------------------ sampling
@@ -233,112 +227,63 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
                 p.requires_grad_(True)
 
     def _run_closure(self, closure: Closure) -> Any:
+        """One estimate, as ``ef.search_step`` makes it: the estimator draws the sample, the batch-norm
+        scheme tunes both sides, and the closure runs inside the estimator's output mixing."""
         ss = self.search_space
         table, bound = self._latency_bound()
         logits = tuple(ss.architecture_parameters())
-        self._key, sample = ef.next_search_sample(self._key, logits, table, bound, estimator=self._estimator)
+        self._key, sample = self._estimator.draw(self._key, logits, table, bound)
         self._note_architectures((sample.architecture, sample.alternatives))
         ss.sample(sample.architecture)
+        params = {n: p.detach() for n, p in ss.named_parameters()}
+        buffers = dict(ss.named_buffers())
         tuning = self._tuning(self._bn_tune_batches)
-        other_buffers = None
-        if tuning and self._bn_scheme == "cached":
-            other_buffers = self._cached_tuning(sample)
-        elif tuning:  # both sides of the comparison tuned on the same batches (the other side first, as ef.search_step)
-            batches = self._next_bn_batches(self._bn_tune_batches)
-            if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
-                other_buffers = self._tuned(list(sample.alternatives), batches)
-            self._tune_bn(sample.architecture, batches)
+        other_buffers = self._tune_sides(sample, params, buffers) if tuning else None
         frozen_bn = frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
-        with self._frozen_weights(), frozen_bn, self._estimator_installed(logits, sample, other_buffers):
+        installed = self._estimator.installed(
+            self._search_apply(), params, buffers if other_buffers is None else other_buffers, logits, sample
+        )
+        with self._frozen_weights(), frozen_bn, installed:
             result = closure()
         self._raise_if_not_finite(result, f"search step {self._step_count}, architecture {sample.architecture}", "logits")
         self.last_sample = sample
         return result
 
-    def _cached_tuning(self, sample: ef.SearchSample) -> dict[str, torch.Tensor] | None:
-        """``bn_scheme="cached"``: path ``a``'s statistics (written into the search space) and ``b``'s
-        (returned; ``None`` when ``b == a``) from the cache, refined on one new batch (as ``ef.search_step``)."""
-        if self._reducer is not None:
-            raise ValueError(f"{type(self).__name__}: bn_scheme='cached' runs in one process only; use 'fresh'")
+    def _search_apply(self) -> ef.Apply:
+        """``ef.make_apply(search_space)`` (compiled when the space's paths are), made once."""
         ss = self.search_space
+        if self._path_apply is None or self._path_apply.compiled != ss.paths_compiled:
+            self._path_apply = ef.make_apply(ss, compile=ss.paths_compiled)
+        return self._path_apply
+
+    def _tune_sides(
+        self, sample: Any, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor] | None:
+        """Both sides' batch-norm statistics through the scheme (``BNScheme.tune``, as ``ef.search_step``):
+        path ``a``'s written into the search space, the other side's returned (``None`` when none runs)."""
+        ss = self.search_space
+        reduce = None if self._reducer is None else self._reduce_tuned
+        self._bn_scheme.check_reduce(reduce, where=f"{type(self).__name__}: ")
         weights = tuple((p.data_ptr(), p._version) for p in ss.model_parameters())
         if weights != self._bn_cache_weights:  # statistics tuned with other weights are stale
             self._bn_cache, self._bn_cache_weights = None, weights
-        items = self._next_bn_batches(1)
-        params = {n: p.detach() for n, p in ss.named_parameters()}
-        untuned = dict(ss.named_buffers())
-        new, self._bn_cache = ef.cached_tuned_buffers(ss, params, untuned, sample.architecture, items, self._bn_cache,
-                                                      self._bn_tune_batches, self._sample_to_model_inputs)
-        other = None
-        if list(sample.alternatives) != list(sample.architecture):
-            other, self._bn_cache = ef.cached_tuned_buffers(ss, params, untuned, list(sample.alternatives), items,
-                                                            self._bn_cache, self._bn_tune_batches,
-                                                            self._sample_to_model_inputs)
+        items = self._next_bn_batches(self._bn_scheme.items_per_step)
+        other = None if self._estimator.trivial(sample) else self._estimator.other_architecture(sample)
+        new, other_buffers, self._bn_cache = self._bn_scheme.tune(
+            ss, params, buffers, sample.architecture, other, items, self._bn_cache,
+            sample_to_model_inputs=self._sample_to_model_inputs, reduce_buffers=reduce,
+        )
         with torch.no_grad():
-            for name in ef.batch_norm_buffer_names(ss, sample.architecture):
-                if new[name] is not untuned[name]:
-                    untuned[name].copy_(new[name])
-        return other
+            for name, value in new.items():
+                if value is not buffers[name]:
+                    buffers[name].copy_(value)
+        return other_buffers
 
-    @contextlib.contextmanager
-    def _estimator_installed(
-        self, logits: tuple[torch.Tensor, ...], sample: ef.SearchSample, other_buffers: dict[str, torch.Tensor] | None
-    ) -> Iterator[None]:
-        """While the closure runs: ``"two_path"``, a forward hook on the search space that also runs
-        path ``b`` and returns ``ef.two_path_output``; ``"first_order"``, the paired container hooks
-        (with the alternatives' candidates on their tuned statistics)."""
-        ss = self.search_space
-        if sample.estimator == "first_order":
-            with installed_hooks(ss, paired_hooks(logits, sample)), self._alternatives_buffers(sample, other_buffers):
-                yield
-            return
-        if self._path_apply is None:
-            self._path_apply = ef.make_apply(ss, compile=getattr(ss, "_compiled_model", None) is not None)
-        running = [False]
-
-        def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
-            if running[0]:
-                return None  # path b's own forward (apply calls the search space again)
-            running[0] = True
-            try:
-                with torch.no_grad():
-                    if list(sample.alternatives) == list(sample.architecture):
-                        other = output
-                    else:
-                        params = {n: p.detach() for n, p in ss.named_parameters()}
-                        buffers = dict(ss.named_buffers()) if other_buffers is None else other_buffers
-                        other, _ = self._path_apply(params, buffers, sample.alternatives, *args, **kwargs)
-            finally:
-                running[0] = False
-            return ef.two_path_output(output, other, logits, sample)
-
-        handle = ss.register_forward_hook(hook, with_kwargs=True)
-        try:
-            yield
-        finally:
-            handle.remove()
-
-    @contextlib.contextmanager
-    def _alternatives_buffers(self, sample: ef.SearchSample, other_buffers: dict[str, torch.Tensor] | None) -> Iterator[None]:
-        """First order with tuning: the alternatives' batch norms hold statistics tuned on the same
-        batches while the closure runs (as ``ef.search_step``), their own values restored after."""
-        if other_buffers is None:
-            yield
-            return
-        ss = self.search_space
-        own = dict(ss.named_buffers())
-        path = set(ef.batch_norm_buffer_names(ss, sample.architecture))
-        swapped = [n for n in ef.batch_norm_buffer_names(ss, list(sample.alternatives)) if n not in path and n in own]
-        saved = {n: own[n].clone() for n in swapped}
-        try:
-            with torch.no_grad():
-                for n in swapped:
-                    own[n].copy_(other_buffers[n])
-            yield
-        finally:
-            with torch.no_grad():
-                for n in swapped:
-                    own[n].copy_(saved[n])
+    def _reduce_tuned(self, tuned: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every rank tuned on its own batches: the statistics averaged (counters summed) over ranks."""
+        assert self._reducer is not None
+        self._reducer.agree(fingerprint(sorted(tuned)), what="tuned batch-norm buffers", step=self._step_count)
+        return self._reducer.reduce_buffers(tuned, sum_counters=True)
 
     def _apply(self) -> None:
         for p in self.search_space.model_parameters():

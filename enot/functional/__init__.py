@@ -8,6 +8,8 @@ into a module, and says so).  Random keys live in :mod:`enot.functional.random`.
 
 from enot.functional import random
 from enot.functional._bn import batch_norm_buffer_names, bn_tune
+from enot.functional._bn_scheme import BNScheme
+from enot.functional._estimator import Estimator, available_estimators, get_estimator, register_estimator
 from enot.functional._evolution import (
     EvolutionConfig,
     EvolutionResult,
@@ -58,6 +60,7 @@ from enot.functional._sampling import (
     fair_architectures,
     uniform_architecture,
 )
+from enot.functional._first_order import FirstOrderSample
 from enot.functional._search import (
     BN_SCHEMES,
     ESTIMATORS,
@@ -79,6 +82,7 @@ from enot.functional._selection import (
     select_architecture,
     top_k_architectures,
 )
+from enot.functional._two_path import TwoPathSample
 from enot.functional._trees import Apply, SearchSpaceTrees, make_apply, write_trees
 from enot.functional._trees import split as split_search_space
 from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sample_to_model_inputs
@@ -87,11 +91,14 @@ __all__ = [
     "AdamState",
     "Apply",
     "BNCacheEntry",
+    "BNScheme",
     "BN_SCHEMES",
     "ESTIMATORS",
+    "Estimator",
     "EvolutionConfig",
     "EvolutionResult",
     "EvolutionState",
+    "FirstOrderSample",
     "InputsFn",
     "LatencyDistribution",
     "LatencyTable",
@@ -108,11 +115,13 @@ __all__ = [
     "SearchSpaceTrees",
     "SearchState",
     "Tree",
+    "TwoPathSample",
     "ValidationPick",
     "adam",
     "adamw",
     "architecture_latency",
     "architecture_log_probability",
+    "available_estimators",
     "available_samplers",
     "batch_norm_buffer_names",
     "best_architecture",
@@ -131,6 +140,7 @@ __all__ = [
     "expected_latency",
     "extreme_architectures",
     "fair_architectures",
+    "get_estimator",
     "latency_distribution",
     "latency_penalty",
     "latency_sum",
@@ -150,6 +160,7 @@ __all__ = [
     "pretrain_init",
     "pretrain_step",
     "random",
+    "register_estimator",
     "register_sampler",
     "sample_architectures",
     "sample_feasible_architecture",

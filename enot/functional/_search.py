@@ -1,40 +1,40 @@
-"""The pure search step: unbiased gradients of the expected loss with respect to the architecture logits.
+"""The pure search step: gradients of the expected loss with respect to the architecture logits.
 
-Two estimators (``docs/design.md``, "Search (phase 2)"):
-
-* ``"two_path"`` (default): two architectures ``a, b`` drawn independently from the search
-  distribution ``pi`` (``softmax(logits)``, restricted exactly to the latency bound when one is
-  given) and a point ``s ~ U(0, 1)``.  The model's output is ``y_s = y_a + s (y_b - y_a)`` with
-  the term ``stopgrad(y_b - y_a) * (g - stopgrad(g))``, ``g = (log p(b) - log p(a)) / 2``
-  (:func:`two_path_output`).  The backward pass gives ``<dl/dy(y_s), y_b - y_a> grad g``, and
-  ``E_s <dl/dy(y_s), y_b - y_a> = l(y_b) - l(y_a)`` (the fundamental theorem of calculus on the
-  segment), so the estimate's expectation is ``E_{a,b}[(L(b) - L(a)) (grad log p(b) - grad log p(a))] / 2``
-  ``= Cov_pi(L, grad log p) = grad E_pi[L]`` exactly, with or without a bound (the bound's
-  normaliser cancels in the difference).  No loss value is needed; two forwards, no backward
-  through the network.
-* ``"first_order"``: the paired-candidate estimator of earlier versions (:func:`paired_hooks`):
-  its expectation is the gradient of the first-order approximation of ``E_p[L]``, biased for
-  nonlinear losses and under a bound.
+The estimator is an object (``enot.functional._estimator.Estimator``) registered once by name:
+``"two_path"`` (default, unbiased: :mod:`enot.functional._two_path`) and ``"first_order"`` (the
+paired-candidate estimator of earlier versions: :mod:`enot.functional._first_order`).  The
+batch-norm scheme is a :class:`~enot.functional.BNScheme` (``"fresh"``, ``"cached"``).  The facade's
+``EnotSearchOptimizer`` uses the same two objects (``docs/design.md``, "Search (phase 2)").
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-import optree
 import torch
 from torch import nn
 
-from enot.functional import _bn, _latency, _layout, _random, _samplers, _selection
+from enot.functional import _bn, _latency, _layout
+from enot.functional._bn_scheme import BN_CACHE_SIZE, BN_SCHEMES, BNCacheEntry, BNScheme, cached_tuned_buffers
+from enot.functional._estimator import (
+    Estimator,
+    available_estimators,
+    estimator_of,
+    get_estimator,
+    register_estimator,
+)
+from enot.functional._first_order import FirstOrder, FirstOrderSample, installed_hooks, paired_hooks
 from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
 from enot.functional._trees import Apply, make_apply
+from enot.functional._two_path import TwoPath, TwoPathSample, two_path_output
 from enot.functional._types import InputsFn, LossFn, ReduceFn, default_sample_to_model_inputs
 
 __all__ = [
     "BNCacheEntry",
+    "BN_CACHE_SIZE",
     "BN_SCHEMES",
     "ESTIMATORS",
     "SearchSample",
@@ -50,16 +50,12 @@ __all__ = [
     "two_path_output",
 ]
 
-ESTIMATORS = ("two_path", "first_order")
-BN_SCHEMES = ("fresh", "cached")
-BN_CACHE_SIZE = 1024  # architectures whose tuned statistics a "cached" search keeps (least recently used dropped)
+# The estimator registry: one line per estimator, the default first (docs/design.md, "Adding an estimator").
+register_estimator(TwoPath())
+register_estimator(FirstOrder())
 
+ESTIMATORS = available_estimators()  # the names of the estimators above
 
-class BNCacheEntry(NamedTuple):
-    """Batch-norm statistics of one architecture's path, tuned over ``batches`` batches so far."""
-
-    batches: int
-    stats: dict[str, torch.Tensor]
 
 class SearchState(NamedTuple):
     """Everything a search step reads and writes (the weights are an argument: search never changes them).
@@ -84,21 +80,12 @@ class SearchState(NamedTuple):
 
 
 class SearchSample(NamedTuple):
-    """What one gradient computation of the search samples.
+    """The combined sample of earlier versions, still accepted by :func:`search_gradients`,
+    :func:`two_path_output` and :func:`paired_hooks`.
 
-    Attributes:
-        architecture: The path ``a`` the step runs first; its batch-norm statistics are kept.
-        alternatives: What each container's candidate is compared with.  ``"two_path"``: the second
-            architecture ``b``, drawn independently from the same distribution as ``a``.
-            ``"first_order"``: one alternative candidate per container, drawn from ``q_c``
-            restricted to the candidates other than the path's (the path's own when there is none).
-        importance_weights: ``"two_path"``: ``0.5`` per container.  ``"first_order"``: ``1 - q_c(i_c)``, the
-            probability that a draw from ``q_c`` differs from the path's candidate.
-        masks: ``"first_order"``: per container, the candidates that keep the path within the
-            latency bound (``log q_c`` is the log-softmax over them); ``"two_path"``: all ``True``.
-        estimator: ``"two_path"`` or ``"first_order"``.
-        position: ``"two_path"``: the point ``s ~ U(0, 1)`` of the segment from ``y_a`` to ``y_b``
-            at which the loss is evaluated; ``0.0`` for ``"first_order"``.
+    :func:`next_search_sample` returns the estimator's own type instead (``TwoPathSample``:
+    ``architecture, alternatives, position``; ``FirstOrderSample``: ``architecture, alternatives,
+    importance_weights, masks``); ``estimator`` names which one this converts to.
     """
 
     architecture: list[int]
@@ -107,6 +94,20 @@ class SearchSample(NamedTuple):
     masks: list[torch.Tensor]
     estimator: str = "two_path"
     position: float = 0.0
+
+
+def _own_sample(sample: Any) -> tuple[Any, Estimator]:
+    """``(sample, its estimator)``; a :class:`SearchSample` becomes its estimator's own type."""
+    if isinstance(sample, SearchSample):
+        estimator = get_estimator(sample.estimator, what="search estimator")
+        if estimator.sample_type is TwoPathSample:
+            return TwoPathSample(list(sample.architecture), list(sample.alternatives), sample.position), estimator
+        if estimator.sample_type is FirstOrderSample:
+            own = FirstOrderSample(list(sample.architecture), list(sample.alternatives),
+                                   list(sample.importance_weights), list(sample.masks))
+            return own, estimator
+        raise TypeError(f"a SearchSample cannot hold a {sample.estimator!r} sample; pass the estimator's own sample")
+    return sample, estimator_of(sample)
 
 
 def logit_names(n_containers: int) -> list[str]:
@@ -123,59 +124,22 @@ def search_init(
     return SearchState(dict(buffers), logits, opt_state, key, torch.zeros((), dtype=torch.int64))
 
 
-def _check_estimator(estimator: str) -> str:
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown search estimator {estimator!r}; use one of {list(ESTIMATORS)}")
-    return estimator
-
-
-def _draw_path(
-    key: torch.Tensor, logits: Sequence[torch.Tensor], table: _latency.LatencyTable | None, max_latency: float | None
-) -> list[int]:
-    """One architecture from ``softmax(logits)``, restricted exactly to ``latency <= max_latency``."""
-    if max_latency is None:
-        return _samplers.sample_architectures(key, "categorical", _samplers.SamplingInputs((), logits))[0]
-    if table is None:
-        raise ValueError("a latency bound needs a latency table")
-    inputs = _samplers.SamplingInputs((), logits, table, max_latency)
-    return _samplers.sample_architectures(key, "feasible", inputs)[0]
-
-
-def _first_order_alternatives(
-    key: torch.Tensor, logits: Sequence[torch.Tensor], architecture: list[int], masks: list[torch.Tensor]
-) -> tuple[list[int], list[float]]:
-    """Per container, ``j_c ~ q_c`` conditioned on ``j_c != i_c``, and its weight ``1 - q_c(i_c)``."""
-    g = _random.generator(key)
-    alternatives, weights = [], []
-    for l, mask, i in zip(logits, masks, architecture):
-        probs = torch.softmax(l.double().cpu().masked_fill(~mask, float("-inf")), 0)
-        others = probs.clone()
-        others[i] = 0.0
-        if float(others.sum()) > 0:
-            alternatives.append(int(torch.multinomial(others, 1, generator=g)))
-            weights.append(float(1.0 - probs[i]))
-        else:  # no other candidate keeps the path feasible (or has probability): no comparison
-            alternatives.append(i)
-            weights.append(0.0)
-    return alternatives, weights
-
-
 def next_search_sample(
     key: torch.Tensor,
     logits: Sequence[torch.Tensor],
     table: _latency.LatencyTable | None = None,
     max_latency: float | None = None,
     *,
-    estimator: str = "two_path",
-) -> tuple[torch.Tensor, SearchSample]:
-    """Splits ``key`` and samples what one gradient computation needs.
+    estimator: str | Estimator = "two_path",
+) -> tuple[torch.Tensor, Any]:
+    """Splits ``key`` and samples what one gradient computation needs (``estimator.draw``).
 
     The path ``a`` is drawn from ``softmax(logits)`` (restricted exactly to ``latency <= max_latency``
     when a bound is given).  ``"two_path"``: a second architecture ``b`` from the same distribution,
-    independently, and the point ``s ~ U(0, 1)``.  ``"first_order"``: container ``c``'s comparison
-    distribution ``q_c`` is its softmax restricted to the candidates that keep ``a`` feasible; the
-    alternative ``j_c`` is drawn from ``q_c`` conditioned on ``j_c != a_c`` and weighted by
-    ``1 - q_c(a_c)``.
+    independently, and the point ``s ~ U(0, 1)`` (a ``TwoPathSample``).  ``"first_order"``: container
+    ``c``'s comparison distribution ``q_c`` is its softmax restricted to the candidates that keep
+    ``a`` feasible; the alternative ``j_c`` is drawn from ``q_c`` conditioned on ``j_c != a_c`` and
+    weighted by ``1 - q_c(a_c)`` (a ``FirstOrderSample``).
 
     Returns:
         ``(new_key, sample)``.
@@ -184,114 +148,7 @@ def next_search_sample(
         ValueError: On an unknown ``estimator``, a bound without a table, or a bound no architecture
             of positive probability meets.
     """
-    _check_estimator(estimator)
-    logits = tuple(l.detach() for l in logits)
-    new_key, path_key, alt_key = _random.split(key, 3)
-    architecture = _draw_path(path_key, logits, table, max_latency)
-    if estimator == "two_path":
-        other_key, position_key = _random.split(alt_key, 2)
-        other = _draw_path(other_key, logits, table, max_latency)
-        position = float(torch.rand((), generator=_random.generator(position_key), dtype=torch.float64))
-        masks = [torch.ones(l.numel(), dtype=torch.bool) for l in logits]
-        return new_key, SearchSample(architecture, other, [0.5] * len(logits), masks, "two_path", position)
-    if max_latency is None:
-        masks = [torch.ones(l.numel(), dtype=torch.bool) for l in logits]
-    else:
-        masks = _selection.feasible_alternatives(architecture, table, max_latency)
-    alternatives, weights = _first_order_alternatives(alt_key, logits, architecture, masks)
-    return new_key, SearchSample(architecture, alternatives, weights, masks, "first_order", 0.0)
-
-
-def two_path_output(
-    output: Any, other_output: Any, logits: Sequence[torch.Tensor], sample: SearchSample
-) -> Any:
-    """The model output the loss sees under the ``"two_path"`` estimator.
-
-    Every floating tensor leaf becomes ``y_a + s (y_b - y_a) + stopgrad(y_b - y_a) * (g - stopgrad(g))``
-    with ``y_a`` from ``output`` (path ``sample.architecture``), ``y_b`` from ``other_output`` (path
-    ``sample.alternatives``), ``s = sample.position`` and ``g = (log p(b) - log p(a)) / 2`` summed over
-    containers (unnormalised ``log_softmax``: under a bound the normaliser cancels).  Other leaves
-    are ``output``'s.  Its value is ``y_s``; the gradient it sends to ``logits`` is
-    ``<dl/dy(y_s), y_b - y_a> grad g``, whose expectation over ``s, a, b`` is ``grad E[L]``.
-
-    Raises:
-        ValueError: If the two outputs differ in structure or in a non-floating leaf's shape.
-    """
-    g = sum(
-        0.5 * (torch.log_softmax(l, 0)[j] - torch.log_softmax(l, 0)[i])
-        for l, i, j in zip(logits, sample.architecture, sample.alternatives)
-    )
-    leaves_a, spec = optree.tree_flatten(output, none_is_leaf=True)
-    leaves_b, spec_b = optree.tree_flatten(other_output, none_is_leaf=True)
-    if spec != spec_b:
-        raise ValueError(f"the two paths returned outputs of different structure: {spec} and {spec_b}")
-    s = sample.position
-    combined = []
-    for y_a, y_b in zip(leaves_a, leaves_b):
-        if isinstance(y_a, torch.Tensor) and y_a.is_floating_point():
-            if not isinstance(y_b, torch.Tensor) or y_b.shape != y_a.shape:
-                raise ValueError(f"the two paths returned outputs of different shapes: {tuple(y_a.shape)} and "
-                                 f"{getattr(y_b, 'shape', type(y_b).__name__)}")
-            delta = (y_b - y_a).detach()
-            score = (g - g.detach()).to(y_a.dtype) if isinstance(g, torch.Tensor) else 0.0
-            combined.append(y_a.detach() + s * delta + delta * score)
-        else:
-            combined.append(y_a)
-    return optree.tree_unflatten(spec, combined)
-
-
-class _Flag:
-    running_alternative = False
-
-
-def paired_hooks(
-    logits: Sequence[torch.Tensor], sample: SearchSample
-) -> list[Callable[..., torch.Tensor]]:
-    """One container hook per container for the paired-candidate estimator.
-
-    Hook ``c`` runs candidate ``alternatives[c]`` on the container's inputs without gradients (its
-    batch-norm buffers cloned, so nothing it computes is kept) and returns
-    ``o_i + w * (o_j - o_i).detach() * (log q - log q.detach())`` with ``log q = log_softmax`` of
-    ``logits[c]`` over ``masks[c]`` evaluated at ``j`` and ``w = sample.importance_weights[c]``.  When ``j`` is
-    the path's own candidate, a zero term still ties the output to the logits (so ``loss.backward()``
-    always has a graph).  Hooks are inert while an alternative runs (nested containers).
-    """
-    flag = _Flag()
-
-    def make(logit: torch.Tensor, j: int, weight: float, mask: torch.Tensor) -> Callable[..., torch.Tensor]:
-        def hook(container: nn.Module, output: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
-            if flag.running_alternative:
-                return output
-            if j == container.active_index:
-                return output + 0.0 * logit.sum().to(output.dtype)
-            candidate = container.search_variants[j]
-            flag.running_alternative = True
-            try:
-                with torch.no_grad():
-                    own = {n: b.clone() for n, b in candidate.named_buffers()}
-                    alternative = torch.func.functional_call(candidate, own, args, kwargs, strict=False)
-            finally:
-                flag.running_alternative = False
-            masked = torch.where(mask.to(logit.device), logit, torch.full_like(logit, float("-inf")))
-            log_q = torch.log_softmax(masked, 0)[j]
-            score = (weight * (log_q - log_q.detach())).to(output.dtype)
-            return output + (alternative - output.detach()) * score
-
-        return hook
-
-    return [make(l, j, w, m) for l, j, w, m in zip(logits, sample.alternatives, sample.importance_weights, sample.masks)]
-
-
-@contextlib.contextmanager
-def installed_hooks(search_space: nn.Module, hooks: Sequence[Callable[..., torch.Tensor]]) -> Iterator[None]:
-    """Context manager: install ``hooks`` on the search space's containers, remove them after."""
-    containers = search_space.search_variants_containers
-    if len(containers) != len(hooks):
-        raise ValueError(f"got {len(hooks)} hooks for {len(containers)} containers")
-    with contextlib.ExitStack() as stack:
-        for container, hook in zip(containers, hooks):
-            stack.enter_context(container.output_hook(hook))
-        yield
+    return get_estimator(estimator, what="search estimator").draw(key, logits, table, max_latency)
 
 
 def search_gradients(
@@ -299,7 +156,7 @@ def search_gradients(
     params: Mapping[str, torch.Tensor],
     buffers: Mapping[str, torch.Tensor],
     logits: Sequence[torch.Tensor],
-    sample: SearchSample,
+    sample: Any,
     loss_fn: LossFn,
     batch: Any,
     *,
@@ -316,10 +173,11 @@ def search_gradients(
 
     The loss is ``loss_fn(output, batch)`` plus ``latency_weight * expected_latency(logits, table)``
     plus ``latency_penalty(logits, table, max_latency, latency_loss_weight)`` (when the weights are
-    non-zero).  ``"two_path"``: both paths run without gradients (``sample.alternatives`` on
-    ``other_buffers``, default ``buffers``, whose changes are dropped) and the loss sees
-    :func:`two_path_output`; ``"first_order"``: ``sample.architecture`` runs with the paired hooks.
-    Weights get no gradient.
+    non-zero).  Path ``sample.architecture`` runs inside its estimator's output mixing
+    (``Estimator.installed``): ``"two_path"`` also runs ``sample.alternatives`` without gradients on
+    ``other_buffers`` (default ``buffers``; its changes dropped) and the loss sees
+    :func:`two_path_output`; ``"first_order"`` runs the paired hooks (the alternatives on their
+    buffers in ``other_buffers``).  Weights get no gradient.
 
     Returns:
         ``(grads, new_buffers, loss)``: gradients keyed by :func:`logit_names` (``"two_path"``: every
@@ -328,45 +186,20 @@ def search_gradients(
         path ``a``'s forward, the loss (detached).
     """
     apply = apply or make_apply(search_space)
+    sample, estimator = _own_sample(sample)
     leaves = tuple(l.detach().requires_grad_(True) for l in logits)
+    params = {n: p.detach() for n, p in params.items()}
     args, kwargs = sample_to_model_inputs(batch)
     frozen = _bn.frozen_batch_norm(search_space) if frozen_bn else contextlib.nullcontext()
-    with frozen:
-        if _check_estimator(sample.estimator) == "two_path":
-            output, new_buffers = _two_path_forward(apply, params, buffers, other_buffers, leaves, sample, args, kwargs)
-            with torch.enable_grad():
-                loss = loss_fn(output, batch)
-        else:
-            with torch.enable_grad(), installed_hooks(search_space, paired_hooks(leaves, sample)):
-                output, new_buffers = apply(dict(params), buffers, sample.architecture, *args, **kwargs)
-                loss = loss_fn(output, batch)
+    installed = estimator.installed(apply, params, buffers if other_buffers is None else other_buffers, leaves, sample)
+    with frozen, torch.enable_grad(), installed:
+        output, new_buffers = apply(params, buffers, sample.architecture, *args, **kwargs)
+        loss = loss_fn(output, batch)
     with torch.enable_grad():
         loss = loss + _latency_terms(leaves, table, latency_weight, max_latency, latency_loss_weight, loss)
         grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     names = logit_names(len(leaves))
     return {n: g for n, g in zip(names, grads) if g is not None}, new_buffers, loss.detach()
-
-
-def _two_path_forward(
-    apply: Callable[..., Any],
-    params: Mapping[str, torch.Tensor],
-    buffers: Mapping[str, torch.Tensor],
-    other_buffers: Mapping[str, torch.Tensor] | None,
-    leaves: Sequence[torch.Tensor],
-    sample: SearchSample,
-    args: tuple,
-    kwargs: dict,
-) -> tuple[Any, dict[str, torch.Tensor]]:
-    """Runs paths ``a`` and ``b`` without gradients and returns :func:`two_path_output` and ``a``'s buffers."""
-    with torch.no_grad():
-        output, new_buffers = apply(dict(params), buffers, sample.architecture, *args, **kwargs)
-        if list(sample.alternatives) == list(sample.architecture):
-            other = output  # nothing to compare: a zero estimate, no second forward
-        else:
-            other, _ = apply(dict(params), other_buffers if other_buffers is not None else buffers,
-                             sample.alternatives, *args, **kwargs)
-    with torch.enable_grad():
-        return two_path_output(output, other, leaves, sample), new_buffers
 
 
 def _latency_terms(
@@ -391,63 +224,6 @@ def _latency_terms(
     return terms
 
 
-def _tuned_buffers(
-    search_space: nn.Module,
-    params: Mapping[str, torch.Tensor],
-    buffers: Mapping[str, torch.Tensor],
-    architecture: list[int],
-    bn_batches: Sequence[Any],
-    sample_to_model_inputs: InputsFn,
-    reduce_buffers: ReduceFn | None,
-) -> dict[str, torch.Tensor]:
-    """``buffers`` with ``architecture``'s batch-norm statistics recomputed on ``bn_batches`` (reduced across ranks)."""
-    tuned = _bn.bn_tune(
-        search_space, params, buffers, bn_batches, architecture=architecture, sample_to_model_inputs=sample_to_model_inputs
-    )
-    if reduce_buffers is not None:
-        names = [n for n in _bn.batch_norm_buffer_names(search_space, architecture) if n in tuned]
-        tuned.update(reduce_buffers({n: tuned[n] for n in names}))
-    return tuned
-
-
-def cached_tuned_buffers(
-    search_space: nn.Module,
-    params: Mapping[str, torch.Tensor],
-    buffers: Mapping[str, torch.Tensor],
-    architecture: Sequence[int],
-    bn_batches: Sequence[Any],
-    cache: Mapping[tuple[int, ...], BNCacheEntry] | None,
-    target: int,
-    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
-    cache_size: int = BN_CACHE_SIZE,
-) -> tuple[dict[str, torch.Tensor], dict[tuple[int, ...], BNCacheEntry]]:
-    """``buffers`` with ``architecture``'s batch-norm statistics from the cache, refined on ``bn_batches``.
-
-    The statistics of an architecture are the cumulative average (``momentum=None``) over every batch
-    it was tuned on so far: a first visit tunes from reset statistics on ``bn_batches``; a later visit
-    continues the same average with ``bn_batches`` (``bn_tune(reset=False)``: the batch counters make
-    it exactly the average over all those batches) while it holds fewer than ``target`` batches, and
-    reuses it unchanged after.  Returns the buffers (inputs never mutated) and the new cache (a new
-    dict, this architecture most recent; the least recently used beyond ``cache_size`` dropped).
-    """
-    key = tuple(int(k) for k in architecture)
-    cache = dict(cache or {})
-    entry = cache.pop(key, None)
-    if entry is None:
-        tuned = _bn.bn_tune(search_space, params, buffers, bn_batches, architecture=list(key),
-                            sample_to_model_inputs=sample_to_model_inputs)
-        entry = BNCacheEntry(len(bn_batches), {n: tuned[n] for n in _bn.batch_norm_buffer_names(search_space, key)
-                                               if n in tuned})
-    elif entry.batches < target and bn_batches:
-        tuned = _bn.bn_tune(search_space, params, {**buffers, **entry.stats}, bn_batches, architecture=list(key),
-                            sample_to_model_inputs=sample_to_model_inputs, reset=False)
-        entry = BNCacheEntry(entry.batches + len(bn_batches), {n: tuned[n] for n in entry.stats})
-    cache[key] = entry
-    while len(cache) > cache_size:
-        del cache[next(iter(cache))]
-    return {**buffers, **entry.stats}, cache
-
-
 def search_step(
     apply: Apply,
     optimizer: Optimizer,
@@ -460,9 +236,9 @@ def search_step(
     max_latency: float | None = None,
     latency_weight: float = 0.0,
     latency_loss_weight: float = 0.0,
-    estimator: str = "two_path",
+    estimator: str | Estimator = "two_path",
     bn_tune_data: Sequence[Sequence[Any]] | None = None,
-    bn_scheme: str = "fresh",
+    bn_scheme: str | BNScheme = "fresh",
     bn_tune_batches: int = 10,
     sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
     check_finite: bool = True,
@@ -527,43 +303,26 @@ def search_step(
         raise ValueError(f"bn_tune_data has {len(bn_tune_data)} entries; give one list per batch ({len(batches)})")
     if not isinstance(apply, Apply):
         raise TypeError(f"search_step expects the Apply made by enot.functional.make_apply(search_space), got {apply!r}")
-    _check_estimator(estimator)
-    if bn_scheme not in BN_SCHEMES:
-        raise ValueError(f"unknown bn_scheme {bn_scheme!r}; use one of {list(BN_SCHEMES)}")
-    if bn_scheme == "cached" and reduce_buffers is not None:
-        raise ValueError("bn_scheme='cached' does not support reduce_buffers (several processes); use 'fresh'")
-    if table is not None:  # the table must fit the space (issue 12): wrong counts give wrong latencies
+    estimator = get_estimator(estimator, what="search estimator")
+    scheme = BNScheme.parse(bn_scheme, bn_tune_batches)
+    scheme.check_reduce(reduce_buffers)
+    if table is not None:  # the table must fit the space: wrong counts give wrong latencies
         _layout.check_latency_fits(apply.layout, [len(ops) for ops in table.operations])
     search_space = apply.search_space
     key, buffers, logits, cache = state.key, dict(state.buffers), state.logits, state.bn_cache
     total: dict[str, torch.Tensor] = {}
     losses, samples = [], []
     for b, batch in enumerate(batches):
-        key, sample = next_search_sample(key, logits, table, max_latency, estimator=estimator)
+        key, sample = estimator.draw(key, logits, table, max_latency)
         other_buffers = None
-        if bn_tune_data is not None and bn_scheme == "cached":
-            untuned = buffers
-            buffers, cache = cached_tuned_buffers(search_space, params, untuned, sample.architecture, bn_tune_data[b],
-                                                  cache, bn_tune_batches, sample_to_model_inputs)
-            if list(sample.alternatives) != list(sample.architecture):
-                other_buffers, cache = cached_tuned_buffers(search_space, params, untuned, _other_side(sample),
-                                                            bn_tune_data[b], cache, bn_tune_batches,
-                                                            sample_to_model_inputs)
-        elif bn_tune_data is not None:
-            untuned = buffers
-            buffers = _tuned_buffers(search_space, params, untuned, sample.architecture, bn_tune_data[b],
-                                     sample_to_model_inputs, reduce_buffers)
-            if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
-                other_buffers = _tuned_buffers(search_space, params, untuned, _other_side(sample), bn_tune_data[b],
-                                               sample_to_model_inputs, reduce_buffers)
-        run_buffers = buffers
-        if other_buffers is not None and estimator == "first_order":
-            # The alternatives run on the containers' inputs with the trees' buffers: give their
-            # candidates the statistics tuned on the same batches, path a's its own.
-            run_buffers = {**other_buffers, **{n: buffers[n] for n in _bn.batch_norm_buffer_names(
-                search_space, sample.architecture) if n in buffers}}
+        if bn_tune_data is not None:  # both sides tuned from the same buffers on the same items
+            other = None if estimator.trivial(sample) else estimator.other_architecture(sample)
+            buffers, other_buffers, cache = scheme.tune(
+                search_space, params, buffers, sample.architecture, other, bn_tune_data[b], cache,
+                sample_to_model_inputs=sample_to_model_inputs, reduce_buffers=reduce_buffers,
+            )
         grads, new_buffers, loss = search_gradients(
-            search_space, params, run_buffers, logits, sample, loss_fn, batch, table=table,
+            search_space, params, buffers, logits, sample, loss_fn, batch, table=table,
             latency_weight=latency_weight, max_latency=max_latency, latency_loss_weight=latency_loss_weight,
             frozen_bn=bn_tune_data is not None, other_buffers=other_buffers,
             sample_to_model_inputs=sample_to_model_inputs, apply=apply,
@@ -580,10 +339,3 @@ def search_step(
     new_logits, opt_state = optimizer.update(total, state.opt_state, dict(zip(names, logits)))
     new_state = SearchState(buffers, tuple(new_logits[n] for n in names), opt_state, key, state.step + 1, cache)
     return new_state, {"loss": torch.stack(losses).mean(), "samples": samples}
-
-
-def _other_side(sample: SearchSample) -> list[int]:
-    """The architecture the comparison runs besides ``sample.architecture``: ``b`` for ``"two_path"``;
-    for ``"first_order"`` the alternatives (each container's alternative runs on that container's
-    inputs, so its batch norms are those of the alternatives' path)."""
-    return list(sample.alternatives)
