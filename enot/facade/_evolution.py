@@ -10,9 +10,8 @@ from typing import Any
 import torch
 
 import enot.functional as ef
-from enot.distributed._ddp import check_not_ddp
-from enot.functional._evolution import _check_config
-from enot.functional._validate import check_callable, check_int, check_number
+from enot.distributed import check_not_ddp
+from enot.functional.support import check_callable, check_evolution_config, check_int, check_number
 from enot.models import SearchSpaceModel
 
 __all__ = ["EvolutionSearch"]
@@ -92,7 +91,7 @@ class EvolutionSearch:
         self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
         self._sample_to_model_inputs = check_callable(sample_to_model_inputs, "sample_to_model_inputs", where=where)
         try:
-            self._config = _check_config(ef.EvolutionConfig(
+            self._config = check_evolution_config(ef.EvolutionConfig(
                 population_size, parents_ratio, mutation_ratio, mutation_probability, novelty_tries
             ))
         except (TypeError, ValueError) as error:

@@ -9,12 +9,11 @@ from typing import Any
 import torch
 
 import enot.functional as ef
-from enot.functional import _guards
-from enot.distributed._reduce import fingerprint
+from enot.distributed import fingerprint
+from enot.facade import _checks
 from enot.facade._base import Closure
 from enot.facade._phase import SearchSpaceOptimizer
-from enot.functional._bn import frozen_batch_norm
-from enot.functional._validate import check_callable, check_int, check_number
+from enot.functional.support import check_callable, check_int, check_iterable, check_number, frozen_batch_norm
 from enot.models import SearchSpaceModel
 
 __all__ = ["EnotFixedLatencySearchOptimizer", "EnotSearchOptimizer"]
@@ -30,9 +29,11 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     the gradient of the expected loss (``enot.functional.two_path_output``; ``docs/design.md``,
     "Search (phase 2)").  The closure may return ``None``; the loss it computes is that of the mixed
     output.  With ``estimator="first_order"`` the earlier, biased paired-candidate estimator runs
-    instead (``enot.functional.paired_hooks``).  The weights are frozen while the closure runs (``requires_grad`` off, restored after)
-    and their ``.grad`` is cleared before :meth:`step`, so neither they nor their optimizer state
-    change; the wrapped optimizer should hold ``search_space.architecture_parameters()``.
+    instead (``enot.functional.paired_hooks``).  Both are ``enot.functional.Estimator`` objects, the
+    batch-norm schemes ``enot.functional.BNScheme`` objects: the same ones ``enot.functional.search_step``
+    uses.  The weights are frozen while the closure runs (``requires_grad`` off, restored after) and
+    their ``.grad`` is cleared before :meth:`step`, so neither they nor their optimizer state change;
+    the wrapped optimizer should hold ``search_space.architecture_parameters()``.
 
     Args:
         search_space: Search space model to optimize.
@@ -43,7 +44,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         bn_validation_tune_batches: Batches to tune batch norm before each validation (default 50).
         sample_to_model_inputs: Maps dataloader items to ``(args, kwargs)`` of the model.
         **options: ``seed``: integer seed of the architecture sampler (default 0; the same on every
-            rank); ``estimator``: ``"two_path"`` (default) or ``"first_order"``; ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
+            rank); ``estimator``: ``"two_path"`` (default), ``"first_order"`` or another name of
+            ``enot.functional.ESTIMATORS``; ``reducer``: ``"auto"`` (default), ``None`` or an
+            ``enot.distributed.GradientReducer``:
             across processes the logits' gradients and the tuned batch-norm statistics are averaged
             over ranks, so every rank keeps the same probabilities (``docs/distributed.md``; call
             :meth:`prepare_validation_model` on every rank); ``bn_scheme``: ``"fresh"`` (default) tunes
@@ -61,7 +64,8 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``) or ``optimizer`` not a ``torch.optim.Optimizer``.
-        ValueError: On an unknown option, estimator or bn_scheme, validation_top_k > 1 without validation_score, or a negative batch count, or if ``optimizer`` holds none of
+        ValueError: On an unknown option, estimator or bn_scheme, validation_top_k > 1 without
+            validation_score, or a negative batch count, or if ``optimizer`` holds none of
             ``search_space.architecture_parameters()`` (it would learn nothing; also in
             :meth:`add_param_group`).
     """
@@ -81,7 +85,7 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         super().__init__(search_space, optimizer, options)
         where = f"{type(self).__name__}: "
         if bn_tune_dataloader is not None:
-            _guards.check_iterable(type(self).__name__, "bn_tune_dataloader", bn_tune_dataloader)
+            check_iterable(type(self).__name__, "bn_tune_dataloader", bn_tune_dataloader)
         self._bn_tune_dataloader = bn_tune_dataloader
         self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
         self._bn_validation_tune_batches = check_int(bn_validation_tune_batches, "bn_validation_tune_batches", where=where)
@@ -104,11 +108,11 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         # Items a failed step took, given again first (with the position after each): a retry tunes on them.
         self._bn_replay: list[tuple[Any, int]] = []
         self._bn_taken: list[tuple[Any, int]] = []  # taken since the step began
-        self.last_sample: ef.SearchSample | None = None
+        self.last_sample: Any = None  # the estimator's own sample (ef.TwoPathSample, ef.FirstOrderSample)
 
     def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
         ss = self.search_space
-        _guards.check_param_groups(
+        _checks.check_param_groups(
             type(self).__name__, groups,
             expected=ss.architecture_parameters(), expected_name="search_space.architecture_parameters()",
             other=ss.model_parameters(),
@@ -338,7 +342,7 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         elif architecture_indices is None:
             architecture = self._best_architecture()
         else:
-            architecture = ss._normalize(architecture_indices)
+            architecture = ss.normalize_architecture(architecture_indices)
         self._check_validation_architecture(architecture)
         ss.sample(architecture)
         if tuning:
@@ -397,7 +401,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             sample_to_model_inputs, **options,
         )
         name = type(self).__name__
-        self._max_latency_value = _guards.latency_bound(name, "max_latency_value", max_latency_value)
+        self._max_latency_value = _checks.latency_bound(name, "max_latency_value", max_latency_value)
         self._checked_container: Any = None  # the latency container whose minimum was checked last
         if getattr(search_space, "latency_type", None) is not None:
             self._table()  # the bound is checked now when the space has latency, else at first use

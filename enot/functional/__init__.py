@@ -20,6 +20,7 @@ from enot.functional._evolution import (
     evolution_search,
     evolution_step,
 )
+from enot.functional._first_order import FirstOrderSample
 from enot.functional._latency import (
     LatencyDistribution,
     LatencyTable,
@@ -39,6 +40,7 @@ from enot.functional._latency import (
 )
 from enot.functional._layout import SearchSpaceLayout, path_names, subtree, validate_architecture
 from enot.functional._optim import AdamState, Optimizer, SGDState, adam, adamw, sgd
+from enot.functional._pick import ValidationPick, validation_pick
 from enot.functional._pretrain import (
     PretrainState,
     next_architectures,
@@ -46,7 +48,6 @@ from enot.functional._pretrain import (
     pretrain_init,
     pretrain_step,
 )
-from enot.functional._sandwich import Sandwich, check_sandwich, distillation_loss, extreme_architectures, sandwich_architectures
 from enot.functional._samplers import (
     Sampler,
     SamplingInputs,
@@ -60,31 +61,32 @@ from enot.functional._sampling import (
     fair_architectures,
     uniform_architecture,
 )
-from enot.functional._first_order import FirstOrderSample
+from enot.functional._sandwich import Sandwich, check_sandwich, distillation_loss, extreme_architectures, sandwich_architectures
 from enot.functional._search import (
     BN_SCHEMES,
     ESTIMATORS,
     BNCacheEntry,
+    SearchConfig,
     SearchSample,
     SearchState,
     cached_tuned_buffers,
     next_search_sample,
     paired_hooks,
+    search_config,
     search_gradients,
     search_init,
     search_step,
     two_path_output,
 )
-from enot.functional._pick import ValidationPick, validation_pick
 from enot.functional._selection import (
     architecture_log_probability,
     sample_feasible_architecture,
     select_architecture,
     top_k_architectures,
 )
-from enot.functional._two_path import TwoPathSample
 from enot.functional._trees import Apply, SearchSpaceTrees, make_apply, write_trees
 from enot.functional._trees import split as split_search_space
+from enot.functional._two_path import TwoPathSample
 from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sample_to_model_inputs
 
 __all__ = [
@@ -110,6 +112,7 @@ __all__ = [
     "Sampler",
     "SamplingInputs",
     "Sandwich",
+    "SearchConfig",
     "SearchSample",
     "SearchSpaceLayout",
     "SearchSpaceTrees",
@@ -165,6 +168,7 @@ __all__ = [
     "sample_architectures",
     "sample_feasible_architecture",
     "sandwich_architectures",
+    "search_config",
     "search_gradients",
     "search_init",
     "search_step",

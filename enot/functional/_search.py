@@ -37,6 +37,7 @@ __all__ = [
     "BN_CACHE_SIZE",
     "BN_SCHEMES",
     "ESTIMATORS",
+    "SearchConfig",
     "SearchSample",
     "SearchState",
     "cached_tuned_buffers",
@@ -44,6 +45,7 @@ __all__ = [
     "logit_names",
     "next_search_sample",
     "paired_hooks",
+    "search_config",
     "search_gradients",
     "search_init",
     "search_step",
@@ -151,8 +153,95 @@ def next_search_sample(
     return get_estimator(estimator, what="search estimator").draw(key, logits, table, max_latency)
 
 
+class SearchConfig(NamedTuple):
+    """What a search step is configured with, fixed once (make it with :func:`search_config`).
+
+    Attributes:
+        estimator: The :class:`~enot.functional.Estimator` (default ``"two_path"``'s).
+        bn_scheme: The :class:`~enot.functional.BNScheme` used when the step gets ``bn_tune_data``.
+        table: Latency table (needed with ``max_latency``, ``latency_weight`` or ``latency_loss_weight``).
+        max_latency: Sample only architectures within this latency (``None``: no bound).
+        latency_weight: Weight of ``expected_latency(logits, table)`` added to the loss.
+        latency_loss_weight: Weight of :func:`latency_penalty` added to the loss (needs ``max_latency``).
+        sample_to_model_inputs: Maps one dataloader item to ``(args, kwargs)``.
+        check_finite: Raise on a non-finite loss.
+        reduce_grads: Across processes, applied to the summed logit gradients before the update.
+        reduce_buffers: Across processes, applied to each side's freshly tuned batch-norm buffers.
+    """
+
+    estimator: Estimator
+    bn_scheme: BNScheme
+    table: _latency.LatencyTable | None = None
+    max_latency: float | None = None
+    latency_weight: float = 0.0
+    latency_loss_weight: float = 0.0
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs
+    check_finite: bool = True
+    reduce_grads: ReduceFn | None = None
+    reduce_buffers: ReduceFn | None = None
+
+
+def search_config(
+    *,
+    estimator: str | Estimator = "two_path",
+    bn_scheme: str | BNScheme = "fresh",
+    bn_tune_batches: int = 10,
+    table: _latency.LatencyTable | None = None,
+    max_latency: float | None = None,
+    latency_weight: float = 0.0,
+    latency_loss_weight: float = 0.0,
+    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
+    check_finite: bool = True,
+    reduce_grads: ReduceFn | None = None,
+    reduce_buffers: ReduceFn | None = None,
+) -> SearchConfig:
+    """The :class:`SearchConfig` of a search: names parsed into objects, options checked once.
+
+    Args:
+        estimator: ``"two_path"`` (default, unbiased), ``"first_order"``, another registered name
+            (``ef.ESTIMATORS``) or an :class:`~enot.functional.Estimator`.
+        bn_scheme: ``"fresh"`` (default): each side's statistics recomputed from reset on
+            ``bn_tune_data[b]`` at every step.  ``"cached"``: each side's statistics kept per
+            architecture in ``state.bn_cache`` and refined with ``bn_tune_data[b]`` (give one item per
+            batch) while they average fewer than ``bn_tune_batches`` batches, reused after
+            (:func:`cached_tuned_buffers`); not with ``reduce_buffers``.  Or a
+            :class:`~enot.functional.BNScheme`.
+        bn_tune_batches: ``"cached"``: batches an architecture's statistics average before they are
+            reused without tuning.
+        table, max_latency, latency_weight, latency_loss_weight, sample_to_model_inputs, check_finite:
+            As in :class:`SearchConfig`.
+        reduce_grads: Across processes (``enot.distributed.GradientReducer()``: the mean over ranks).
+        reduce_buffers: Across processes (``functools.partial(reducer.reduce_buffers, sum_counters=True)``).
+            Every rank must hold the same ``state.key``.
+
+    Raises:
+        ValueError: On an unknown estimator or scheme, or ``"cached"`` with ``reduce_buffers``.
+    """
+    scheme = BNScheme.parse(bn_scheme, bn_tune_batches)
+    scheme.check_reduce(reduce_buffers)
+    return SearchConfig(
+        get_estimator(estimator, what="search estimator"), scheme, table, max_latency, latency_weight,
+        latency_loss_weight, sample_to_model_inputs, check_finite, reduce_grads, reduce_buffers,
+    )
+
+
+def _config(config: SearchConfig | None, options: Mapping[str, Any], where: str) -> SearchConfig:
+    """``config``, or one made from the keywords of earlier versions (``table=...``, ``estimator=...``)."""
+    if config is None:
+        try:
+            return search_config(**options)
+        except TypeError as error:
+            raise TypeError(f"{where}: {error}; the options are those of enot.functional.search_config") from None
+    if options:
+        raise TypeError(f"{where}: give the options either in config=search_config(...) or as keywords, "
+                        f"not both (got config and {sorted(options)})")
+    if not isinstance(config, SearchConfig):
+        raise TypeError(f"{where}: config must be made by enot.functional.search_config, got {config!r}")
+    return config
+
+
 def search_gradients(
-    search_space: nn.Module,
+    apply: Apply | nn.Module,
     params: Mapping[str, torch.Tensor],
     buffers: Mapping[str, torch.Tensor],
     logits: Sequence[torch.Tensor],
@@ -160,14 +249,10 @@ def search_gradients(
     loss_fn: LossFn,
     batch: Any,
     *,
-    table: _latency.LatencyTable | None = None,
-    latency_weight: float = 0.0,
-    max_latency: float | None = None,
-    latency_loss_weight: float = 0.0,
     frozen_bn: bool = False,
     other_buffers: Mapping[str, torch.Tensor] | None = None,
-    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
-    apply: Apply | None = None,
+    config: SearchConfig | None = None,
+    **options: Any,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """Gradient estimate of the loss with respect to the logits, on one batch and one sample.
 
@@ -175,9 +260,21 @@ def search_gradients(
     plus ``latency_penalty(logits, table, max_latency, latency_loss_weight)`` (when the weights are
     non-zero).  Path ``sample.architecture`` runs inside its estimator's output mixing
     (``Estimator.installed``): ``"two_path"`` also runs ``sample.alternatives`` without gradients on
-    ``other_buffers`` (default ``buffers``; its changes dropped) and the loss sees
-    :func:`two_path_output`; ``"first_order"`` runs the paired hooks (the alternatives on their
-    buffers in ``other_buffers``).  Weights get no gradient.
+    ``other_buffers`` (its changes dropped) and the loss sees :func:`two_path_output`;
+    ``"first_order"`` runs the paired hooks (the alternatives on their buffers in ``other_buffers``).
+    Weights get no gradient.
+
+    Args:
+        apply: The pure forward (:func:`make_apply`), or the search space (then made here).
+        params, buffers: Trees of the path's forward; only read.
+        logits: One tensor per container; the gradients are with respect to these.
+        sample: From :func:`next_search_sample` (its type names the estimator).
+        loss_fn, batch: ``loss_fn(output, batch) -> scalar``.
+        frozen_bn: Run every batch norm in evaluation mode (after tuning).
+        other_buffers: Buffers of the other side (its tuned batch-norm statistics); ``None``: ``buffers``.
+        config: A :class:`SearchConfig` (its estimator and scheme are not used here), or the keywords
+            ``table``, ``latency_weight``, ``max_latency``, ``latency_loss_weight``,
+            ``sample_to_model_inputs`` of :func:`search_config`.
 
     Returns:
         ``(grads, new_buffers, loss)``: gradients keyed by :func:`logit_names` (``"two_path"``: every
@@ -185,42 +282,36 @@ def search_gradients(
         the loss depends on, as ``.grad`` stays ``None`` in PyTorch for the others), the buffers after
         path ``a``'s forward, the loss (detached).
     """
-    apply = apply or make_apply(search_space)
+    config = _config(config, options, "search_gradients")
+    apply = apply if isinstance(apply, Apply) else make_apply(apply)
     sample, estimator = _own_sample(sample)
     leaves = tuple(l.detach().requires_grad_(True) for l in logits)
     params = {n: p.detach() for n, p in params.items()}
-    args, kwargs = sample_to_model_inputs(batch)
-    frozen = _bn.frozen_batch_norm(search_space) if frozen_bn else contextlib.nullcontext()
+    args, kwargs = config.sample_to_model_inputs(batch)
+    frozen = _bn.frozen_batch_norm(apply.search_space) if frozen_bn else contextlib.nullcontext()
     installed = estimator.installed(apply, params, buffers if other_buffers is None else other_buffers, leaves, sample)
     with frozen, torch.enable_grad(), installed:
         output, new_buffers = apply(params, buffers, sample.architecture, *args, **kwargs)
         loss = loss_fn(output, batch)
     with torch.enable_grad():
-        loss = loss + _latency_terms(leaves, table, latency_weight, max_latency, latency_loss_weight, loss)
+        loss = loss + _latency_terms(leaves, config, loss)
         grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     names = logit_names(len(leaves))
     return {n: g for n, g in zip(names, grads) if g is not None}, new_buffers, loss.detach()
 
 
-def _latency_terms(
-    leaves: Sequence[torch.Tensor],
-    table: _latency.LatencyTable | None,
-    latency_weight: float,
-    max_latency: float | None,
-    latency_loss_weight: float,
-    loss: torch.Tensor,
-) -> torch.Tensor | float:
+def _latency_terms(leaves: Sequence[torch.Tensor], config: SearchConfig, loss: torch.Tensor) -> torch.Tensor | float:
     """``latency_weight * E[latency] + latency_penalty(...)``, the latency terms of the search loss."""
-    terms: torch.Tensor | float = 0.0
-    if latency_weight or latency_loss_weight:
-        if table is None:
-            raise ValueError("latency_weight and latency_loss_weight need a latency table")
-    if latency_weight:
-        terms = terms + latency_weight * _latency.expected_latency(leaves, table)
-    if latency_loss_weight:
-        if max_latency is None:
+    table, terms = config.table, 0.0
+    if (config.latency_weight or config.latency_loss_weight) and table is None:
+        raise ValueError("latency_weight and latency_loss_weight need a latency table")
+    if config.latency_weight:
+        terms = terms + config.latency_weight * _latency.expected_latency(leaves, table)
+    if config.latency_loss_weight:
+        if config.max_latency is None:
             raise ValueError("latency_loss_weight needs max_latency")
-        terms = terms + _latency.latency_penalty(leaves, table, max_latency, latency_loss_weight).to(loss.dtype)
+        penalty = _latency.latency_penalty(leaves, table, config.max_latency, config.latency_loss_weight)
+        terms = terms + penalty.to(loss.dtype)
     return terms
 
 
@@ -232,100 +323,61 @@ def search_step(
     state: SearchState,
     batches: Sequence[Any],
     *,
-    table: _latency.LatencyTable | None = None,
-    max_latency: float | None = None,
-    latency_weight: float = 0.0,
-    latency_loss_weight: float = 0.0,
-    estimator: str | Estimator = "two_path",
     bn_tune_data: Sequence[Sequence[Any]] | None = None,
-    bn_scheme: str | BNScheme = "fresh",
-    bn_tune_batches: int = 10,
-    sample_to_model_inputs: InputsFn = default_sample_to_model_inputs,
-    check_finite: bool = True,
-    reduce_grads: ReduceFn | None = None,
-    reduce_buffers: ReduceFn | None = None,
+    config: SearchConfig | None = None,
+    **options: Any,
 ) -> tuple[SearchState, dict[str, Any]]:
     """One search update of the architecture logits over a ghost batch.
 
-    For every batch: a new :func:`next_search_sample`; with ``bn_tune_data`` the batch-norm
+    For every batch: a new sample (``config.estimator.draw``); with ``bn_tune_data`` the batch-norm
     statistics of both sides of the comparison (path ``a``, and ``b`` or the first-order
-    alternatives' path) are recomputed from the same ``bn_tune_data[b]`` (:func:`bn_tune`; only
-    ``a``'s are kept) and the loss runs with batch norm in evaluation mode; the gradient estimates of
-    all batches are summed and ``optimizer`` updates the logits.  ``params`` are only read; nothing
+    alternatives' path) are tuned from the same buffers on the same ``bn_tune_data[b]``
+    (``config.bn_scheme.tune``; only ``a``'s are kept) and the loss runs with batch norm in
+    evaluation mode; the gradient estimates of all batches are summed (reduced across ranks with
+    ``config.reduce_grads``) and ``optimizer`` updates the logits.  ``params`` are only read; nothing
     given is mutated.
 
     Args:
         apply: The pure forward, from :func:`make_apply` (may be compiled; the same first argument as
-            :func:`pretrain_step`); its search space's containers receive hooks while a first-order
-            step runs.
+            :func:`pretrain_step`); its search space receives the estimator's hooks while a step runs.
         optimizer: Pure optimizer over the logits (keys :func:`logit_names`).
         loss_fn: ``loss_fn(output, batch) -> scalar``; ``"two_path"`` calls it on :func:`two_path_output`.
         params: Weights ``{name: tensor}``.
         state: The :class:`SearchState`.
         batches: Dataloader items of the ghost batch.
-        table: Latency table (needed with ``max_latency``, ``latency_weight`` or ``latency_loss_weight``).
-        max_latency: Sample only architectures within this latency.
-        latency_weight: Weight of ``expected_latency(logits, table)`` added to the loss.
-        latency_loss_weight: Weight of :func:`latency_penalty` added to the loss (needs ``max_latency``;
-            what ``EnotFixedLatencySearchOptimizer.modify_loss`` adds).
-        estimator: ``"two_path"`` (default, unbiased) or ``"first_order"`` (see the module docstring).
         bn_tune_data: One list of dataloader items per batch for batch-norm tuning, or ``None``.
-        bn_scheme: ``"fresh"`` (default): each side's statistics recomputed from reset on
-            ``bn_tune_data[b]`` at every step.  ``"cached"``: each side's statistics kept per
-            architecture in ``state.bn_cache`` and refined with ``bn_tune_data[b]`` (give one item per
-            batch) while they average fewer than ``bn_tune_batches`` batches, reused after
-            (:func:`cached_tuned_buffers`).  Not with ``reduce_buffers``.
-        bn_tune_batches: ``"cached"``: batches an architecture's statistics average before they are
-            reused without tuning.
-        sample_to_model_inputs: Maps one item to ``(args, kwargs)``.
-        check_finite: Raise on a non-finite loss.
-        reduce_grads: Across processes, applied to the summed logit gradients before the update
-            (``enot.distributed.GradientReducer()``: the mean over ranks); ``None``: identity.
-        reduce_buffers: Across processes, applied to each side's freshly tuned batch-norm buffers
-            before the loss (``functools.partial(reducer.reduce_buffers, sum_counters=True)``);
-            ``None``: identity.  Every rank must hold the same ``state.key``.
+        config: The :class:`SearchConfig` (:func:`search_config`), fixed for the whole search.
+        **options: Instead of ``config``, the keywords of :func:`search_config` (``table``,
+            ``max_latency``, ``latency_weight``, ``latency_loss_weight``, ``estimator``,
+            ``bn_scheme``, ``bn_tune_batches``, ``sample_to_model_inputs``, ``check_finite``,
+            ``reduce_grads``, ``reduce_buffers``), parsed at every call.
 
     Returns:
-        ``(new_state, info)`` with ``info = {"loss": mean loss, "samples": [SearchSample, ...]}``.
+        ``(new_state, info)`` with ``info = {"loss": mean loss, "samples": [sample, ...]}`` (each the
+        estimator's own sample type).
 
     Raises:
         FloatingPointError: If ``check_finite`` and a loss is NaN or infinite; nothing is updated.
             With ``reduce_grads`` the check runs after the reduction (on the reduced gradients too),
             so that every rank raises together.
-        TypeError: If ``apply`` was not made by :func:`make_apply`.
-        ValueError: If ``batches`` is empty, ``bn_tune_data`` does not have one entry per batch, or
-            ``estimator`` is unknown, or
-            ``table`` does not fit the search space (counts, nested containers).
+        TypeError: If ``apply`` was not made by :func:`make_apply`, or both ``config`` and options
+            are given.
+        ValueError: If ``batches`` is empty, ``bn_tune_data`` does not have one entry per batch, an
+            option is bad (:func:`search_config`), or ``table`` does not fit the search space.
     """
-    if not batches:
-        raise ValueError("search_step needs at least one batch")
-    if bn_tune_data is not None and len(bn_tune_data) != len(batches):
-        raise ValueError(f"bn_tune_data has {len(bn_tune_data)} entries; give one list per batch ({len(batches)})")
-    if not isinstance(apply, Apply):
-        raise TypeError(f"search_step expects the Apply made by enot.functional.make_apply(search_space), got {apply!r}")
-    estimator = get_estimator(estimator, what="search estimator")
-    scheme = BNScheme.parse(bn_scheme, bn_tune_batches)
-    scheme.check_reduce(reduce_buffers)
-    if table is not None:  # the table must fit the space: wrong counts give wrong latencies
-        _layout.check_latency_fits(apply.layout, [len(ops) for ops in table.operations])
-    search_space = apply.search_space
+    config = _config(config, options, "search_step")
+    _check_step(apply, config, batches, bn_tune_data)
     key, buffers, logits, cache = state.key, dict(state.buffers), state.logits, state.bn_cache
     total: dict[str, torch.Tensor] = {}
     losses, samples = [], []
     for b, batch in enumerate(batches):
-        key, sample = estimator.draw(key, logits, table, max_latency)
+        key, sample = config.estimator.draw(key, logits, config.table, config.max_latency)
         other_buffers = None
-        if bn_tune_data is not None:  # both sides tuned from the same buffers on the same items
-            other = None if estimator.trivial(sample) else estimator.other_architecture(sample)
-            buffers, other_buffers, cache = scheme.tune(
-                search_space, params, buffers, sample.architecture, other, bn_tune_data[b], cache,
-                sample_to_model_inputs=sample_to_model_inputs, reduce_buffers=reduce_buffers,
-            )
+        if bn_tune_data is not None:
+            buffers, other_buffers, cache = _tune_sides(apply, config, params, buffers, sample, bn_tune_data[b], cache)
         grads, new_buffers, loss = search_gradients(
-            search_space, params, buffers, logits, sample, loss_fn, batch, table=table,
-            latency_weight=latency_weight, max_latency=max_latency, latency_loss_weight=latency_loss_weight,
-            frozen_bn=bn_tune_data is not None, other_buffers=other_buffers,
-            sample_to_model_inputs=sample_to_model_inputs, apply=apply,
+            apply, params, buffers, logits, sample, loss_fn, batch, frozen_bn=bn_tune_data is not None,
+            other_buffers=other_buffers, config=config,
         )
         buffers = new_buffers if bn_tune_data is None else buffers  # frozen batch norm changed nothing
         add_gradients_(total, grads)
@@ -333,9 +385,41 @@ def search_step(
         samples.append(sample)
     total = reduce_and_check(
         total, [s.architecture for s in samples], losses, step=state.step, phase="search", kept="logits",
-        check_finite=check_finite, reduce_grads=reduce_grads,
+        check_finite=config.check_finite, reduce_grads=config.reduce_grads,
     )
     names = logit_names(len(logits))
     new_logits, opt_state = optimizer.update(total, state.opt_state, dict(zip(names, logits)))
     new_state = SearchState(buffers, tuple(new_logits[n] for n in names), opt_state, key, state.step + 1, cache)
     return new_state, {"loss": torch.stack(losses).mean(), "samples": samples}
+
+
+def _check_step(
+    apply: Apply, config: SearchConfig, batches: Sequence[Any], bn_tune_data: Sequence[Sequence[Any]] | None
+) -> None:
+    """The checks of :func:`search_step` that need its arguments together (before anything runs)."""
+    if not batches:
+        raise ValueError("search_step needs at least one batch")
+    if bn_tune_data is not None and len(bn_tune_data) != len(batches):
+        raise ValueError(f"bn_tune_data has {len(bn_tune_data)} entries; give one list per batch ({len(batches)})")
+    if not isinstance(apply, Apply):
+        raise TypeError(f"search_step expects the Apply made by enot.functional.make_apply(search_space), got {apply!r}")
+    if config.table is not None:  # the table must fit the space: wrong counts give wrong latencies
+        _layout.check_latency_fits(apply.layout, [len(ops) for ops in config.table.operations])
+
+
+def _tune_sides(
+    apply: Apply,
+    config: SearchConfig,
+    params: Mapping[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    sample: Any,
+    items: Sequence[Any],
+    cache: Any,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, Any]:
+    """Both sides tuned from the same buffers on the same items (``BNScheme.tune``)."""
+    estimator = config.estimator
+    other = None if estimator.trivial(sample) else estimator.other_architecture(sample)
+    return config.bn_scheme.tune(
+        apply.search_space, params, buffers, sample.architecture, other, items, cache,
+        sample_to_model_inputs=config.sample_to_model_inputs, reduce_buffers=config.reduce_buffers,
+    )
