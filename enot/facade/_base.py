@@ -10,12 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from enot.functional import _guards
-from enot.distributed import _ddp
+from enot.distributed import DistributedStepError, GradientReducer, fingerprint, is_distributed, no_ddp_forward
 from enot.facade import _state_check
-from enot.functional import _grads
-from enot.distributed._env import is_distributed
-from enot.distributed._reduce import DistributedStepError, GradientReducer, fingerprint
+from enot.functional import support
+from enot.functional.support import all_finite
 
 __all__ = ["BaseEnotOptimizer", "check_options"]
 
@@ -24,8 +22,8 @@ Closure = Callable[[], Any]
 
 def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
     """Raises ``ValueError`` naming every option not in ``allowed``, every accepted name (``owner``'s
-    keyword parameters too when it is a class) and the closest one (``enot.functional._guards.check_options``)."""
-    _guards.check_options(owner, options, allowed)
+    keyword parameters too when it is a class) and the closest one (``enot.functional.support.check_options``)."""
+    support.check_options(owner, options, allowed)
 
 
 class BaseEnotOptimizer(torch.optim.Optimizer):
@@ -166,6 +164,12 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         """ENOT's own state that a resumed run needs (subclasses extend it: sampler key...)."""
         return {"step_count": self._step_count, "param_shapes": _state_check.param_shapes(self.param_groups)}
 
+    def check_enot_state(self, state: Any) -> None:
+        """Raises ``TypeError``/``ValueError`` if ``state`` (the ``"enot"`` entry of a state dict) is not one
+        this optimizer can load; changes nothing (``load_state_dict`` and ``enot.utils.load_checkpoint``
+        check with it before they load anything)."""
+        self._check_enot_state(state)
+
     def _check_enot_state(self, state: Any) -> None:
         """Raises ``TypeError``/``ValueError`` if ``state`` is not an ``"enot"`` entry this optimizer can
         load (unknown keys, values of the wrong type, parameters of other shapes); changes nothing."""
@@ -207,14 +211,14 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         gradient (cost: ``docs/benchmarks.md``).
         """
         grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
-        if _grads.all_finite(grads):
+        if all_finite(grads):
             return
         names = {id(p): n for n, p in self._model.named_parameters()}
         bad = [
             names.get(id(p), f"group {g} parameter {i}")
             for g, group in enumerate(self.param_groups)
             for i, p in enumerate(group["params"])
-            if p.grad is not None and not _grads.all_finite([p.grad])
+            if p.grad is not None and not all_finite([p.grad])
         ]
         listed = ", ".join(repr(n) for n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise FloatingPointError(
@@ -304,7 +308,7 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
             self._reducer_synced = True
         if not self._refuses_ddp:
             return self._run_closure(closure)
-        with _ddp.no_ddp_forward(type(self).__name__, self._model):
+        with no_ddp_forward(type(self).__name__, self._model):
             return self._run_closure(closure)
 
     # ------------------------------------------------------------------------------ stepping
