@@ -482,12 +482,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         container = ss.get_latency_container()
         table = container.table(dtype=torch.float64)
         if container is not self._checked_container:
-            minimum = float(ef.min_latency(table))
-            if minimum > self._max_latency_value:
-                raise ValueError(
-                    f"{name}: max_latency_value={self._max_latency_value!r} is below the minimum latency of the "
-                    f"search space ({minimum!r}); no architecture meets it"
-                )
+            ef.check_latency_bound(self._max_latency_value, table, name="max_latency_value", where=f"{name}: ")
             self._checked_container = container
         return table
 

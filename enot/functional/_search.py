@@ -27,7 +27,7 @@ import optree
 import torch
 from torch import nn
 
-from enot.functional import _bn, _latency, _layout, _random, _samplers, _selection
+from enot.functional import _bn, _latency, _layout, _random, _selection
 from enot.functional._grads import add_gradients_, reduce_and_check
 from enot.functional._optim import Optimizer
 from enot.functional._trees import Apply, make_apply
@@ -133,12 +133,7 @@ def _draw_path(
     key: torch.Tensor, logits: Sequence[torch.Tensor], table: _latency.LatencyTable | None, max_latency: float | None
 ) -> list[int]:
     """One architecture from ``softmax(logits)``, restricted exactly to ``latency <= max_latency``."""
-    if max_latency is None:
-        return _samplers.sample_architectures(key, "categorical", _samplers.SamplingInputs((), logits))[0]
-    if table is None:
-        raise ValueError("a latency bound needs a latency table")
-    inputs = _samplers.SamplingInputs((), logits, table, max_latency)
-    return _samplers.sample_architectures(key, "feasible", inputs)[0]
+    return _selection.sample_feasible_architecture(key, logits, table, max_latency)
 
 
 def _first_order_alternatives(
