@@ -24,8 +24,22 @@ Closure = Callable[[], Any]
 
 def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
     """Raises ``ValueError`` naming every option not in ``allowed``, every accepted name (``owner``'s
-    keyword parameters too when it is a class) and the closest one (``enot.functional._guards.check_options``)."""
-    _guards.check_options(owner, options, allowed)
+    keyword parameters too when it is a class) and the closest one (``enot.functional._guards.check_options``);
+    an option (or a typo of one) that another ENOT optimizer takes is named with that class."""
+    _guards.check_options(owner, options, allowed, _sibling_options())
+
+
+def _sibling_options() -> dict[str, tuple[str, ...]]:
+    """Every ENOT optimizer class of the package: its name and the names it accepts (parameters and options)."""
+    found: dict[str, tuple[str, ...]] = {}
+    pending = list(BaseEnotOptimizer.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith("enot.") and not cls.__name__.startswith("_"):
+            names = (*_guards.accepted_keywords(cls), *getattr(cls, "_options", ()))
+            found[cls.__name__] = tuple(n for n in names if n not in ("model", "optimizer", "search_space"))
+    return found
 
 
 class BaseEnotOptimizer(torch.optim.Optimizer):

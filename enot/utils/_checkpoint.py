@@ -44,17 +44,13 @@ import torch
 from torch import nn
 
 from enot.utils._atomic import atomic_write
+from enot.utils._optim_state import optimizer_state_problem
 
 __all__ = ["Restored", "load_checkpoint", "save_checkpoint"]
 
 _FORMAT = "enot-checkpoint"
 _VERSION = 1
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
-# Per-parameter state of torch.optim optimizers that has the parameter's shape.
-_PARAM_SHAPED_STATE = (
-    "momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "exp_inf", "sum", "square_avg", "acc_delta",
-    "grad_avg", "ax", "prev", "step_size",
-)
 _PLAIN = (type(None), bool, int, float, str)
 
 
@@ -353,35 +349,9 @@ def _check_model(model: nn.Module, saved: Any, architecture: Any) -> str | None:
 
 
 def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Any) -> str | None:
-    if not isinstance(saved, Mapping) or not isinstance(saved.get("state"), Mapping) or not isinstance(
-        saved.get("param_groups"), (list, tuple)
-    ):
-        return "its 'optimizer' entry is not an optimizer state dict (with 'state' and 'param_groups')"
-    groups = optimizer.param_groups
-    saved_groups = saved["param_groups"]
-    if len(saved_groups) != len(groups):
-        return f"its optimizer state has {len(saved_groups)} parameter groups, the optimizer {len(groups)}"
-    for g, (group, saved_group) in enumerate(zip(groups, saved_groups)):
-        if not isinstance(saved_group, Mapping) or not isinstance(saved_group.get("params"), (list, tuple)):
-            return f"its optimizer parameter group {g} has no 'params' list"
-        if len(saved_group["params"]) != len(group["params"]):
-            return (
-                f"its optimizer parameter group {g} holds {len(saved_group['params'])} parameters, the "
-                f"optimizer's {len(group['params'])}"
-            )
-    index = {i: p for saved_group, group in zip(saved_groups, groups) for i, p in zip(saved_group["params"], group["params"])}
-    for i, entry in saved["state"].items():
-        if i not in index:
-            return f"its optimizer state has an entry for parameter {i!r}, which no parameter group lists"
-        if not isinstance(entry, Mapping):
-            return f"its optimizer state of parameter {i!r} is a {type(entry).__name__}, not a dict"
-        for name in _PARAM_SHAPED_STATE:
-            value = entry.get(name)
-            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != index[i].shape:
-                return (
-                    f"its optimizer state {name!r} of parameter {i!r} has shape {tuple(value.shape)}, the "
-                    f"parameter {tuple(index[i].shape)}"
-                )
+    problem = optimizer_state_problem(saved, optimizer.param_groups)
+    if problem is not None:
+        return f"its optimizer state {problem}"
     check_enot_state = getattr(optimizer, "_check_enot_state", None)  # an ENOT optimizer (the facade is above utils)
     if check_enot_state is not None and "enot" in saved:
         try:
