@@ -246,26 +246,26 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         step writes it (the batch-norm statistics of the sampled path, pending gradients).  A closure
         that changes weights in place is undone too.
         """
-        params: dict[int, torch.Tensor] = {}
-        buffers: dict[int, torch.Tensor] = {}
-        for module in self._model.modules():  # one walk for both
-            params.update((id(p), p) for p in module._parameters.values() if p is not None)
-            buffers.update((id(b), b) for b in module._buffers.values() if b is not None)
+        modules = list(self._model.modules())  # one walk for both (it costs as much as the lazy copies)
+        params = {id(p): p for m in modules for p in m._parameters.values() if p is not None}
         params.update((id(p), p) for group in self.param_groups for p in group["params"])
-        return {
-            "params": [(p, _lazy_copy(p.detach())) for p in params.values()],
-            "grads": [(p, None if p.grad is None else _lazy_copy(p.grad.detach())) for p in params.values()],
-            "buffers": [(b, _lazy_copy(b.detach())) for b in buffers.values()],
-            "pending": self._pending,
-        }
+        buffers = {id(b): b for m in modules for b in m._buffers.values() if b is not None}
+        with torch.no_grad():  # copies outside autograd (cheaper than a detach per tensor)
+            return {
+                "params": [(p, _lazy_copy(p)) for p in params.values()],
+                "grads": [(p, _lazy_copy(p.grad)) for p in params.values() if p.grad is not None],
+                "buffers": [(b, _lazy_copy(b)) for b in buffers.values()],
+                "pending": self._pending,
+            }
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         """Puts back what :meth:`_snapshot` saved."""
         with torch.no_grad():
             for p, value in snapshot["params"]:
                 p.copy_(value)
-            for p, grad in snapshot["grads"]:
-                p.grad = grad
+            grads = dict((id(p), grad) for p, grad in snapshot["grads"])
+            for p, _ in snapshot["params"]:
+                p.grad = grads.get(id(p))  # gradients that did not exist before the step are dropped
             for b, value in snapshot["buffers"]:
                 b.copy_(value)
         self._pending = snapshot["pending"]
