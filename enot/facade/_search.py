@@ -261,7 +261,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         if self._reducer is not None:
             raise ValueError(f"{type(self).__name__}: bn_scheme='cached' runs in one process only; use 'fresh'")
         ss = self.search_space
-        weights = tuple((p.data_ptr(), p._version) for p in ss.model_parameters())
+        # The storage's identity, not data_ptr(): data_ptr() asks for writable memory, which would copy the
+        # failure snapshot's copy-on-write weights (BaseEnotOptimizer._snapshot) and change the pointer.
+        weights = tuple((p.untyped_storage()._cdata, p._version) for p in ss.model_parameters())
         if weights != self._bn_cache_weights:  # statistics tuned with other weights are stale
             self._bn_cache, self._bn_cache_weights = None, weights
         items = self._next_bn_batches(1)
