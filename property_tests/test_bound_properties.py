@@ -158,7 +158,7 @@ def test_an_infinite_bound_is_no_bound_everywhere(bound):
         assert with_inf.architecture == without.architecture and with_inf.alternatives == without.alternatives
     assert ef.select_architecture(logits, table, bound) == ef.best_architecture(logits)
     assert ef.validation_pick(logits, table, bound).architecture == ef.validation_pick(logits, None, None).architecture
-    evaluate = lambda a: float(sum(a))  # noqa: E731
+    evaluate = lambda a: float(sum(a))
     a = ef.evolution_search(key, evaluate, 2, table=table, max_latency=bound)
     b = ef.evolution_search(key, evaluate, 2, table=table, max_latency=None)
     assert a.architecture == b.architecture and a.best_scores == b.best_scores
@@ -196,7 +196,7 @@ def test_every_entry_point_refuses_the_same_non_numbers(bad):
         calls = {k: v for k, v in calls.items() if k in ("select_architecture", "top_k_architectures", "latency_penalty",
                                                          "check_latency_bound")}
     messages = set()
-    for name, call in calls.items():
+    for call in calls.values():
         with pytest.raises(TypeError) as error:
             call()
         messages.add(re.sub(r"^\w+: ", "", str(error.value)))

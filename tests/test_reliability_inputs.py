@@ -8,7 +8,6 @@ import math
 import os
 import re
 import stat
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,13 @@ import torch
 import torch.nn.functional as Fn
 
 import enot.functional as ef
-from enot.facade import _base
 from enot.latency import SearchSpaceLatencyContainer
-from enot.optimize import EnotFixedLatencySearchOptimizer, EnotPretrainOptimizer, EnotSearchOptimizer, EvolutionSearch
+from enot.optimize import (
+    EnotFixedLatencySearchOptimizer,
+    EnotPretrainOptimizer,
+    EnotSearchOptimizer,
+    EvolutionSearch,
+)
 from enot.utils import load_checkpoint, save_checkpoint, tune_bn_stats
 from enot.utils._optim_state import PARAM_SHAPED_STATE
 from tests._unchanged import assert_unchanged, snapshot

@@ -263,7 +263,7 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         with torch.no_grad():
             for p, value in snapshot["params"]:
                 p.copy_(value)
-            grads = dict((id(p), grad) for p, grad in snapshot["grads"])
+            grads = {id(p): grad for p, grad in snapshot["grads"]}
             for p, _ in snapshot["params"]:
                 p.grad = grads.get(id(p))  # gradients that did not exist before the step are dropped
             for b, value in snapshot["buffers"]:

@@ -27,9 +27,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from enot.functional import _random
-from enot.functional import _sampling
-from enot.functional._latency import LatencyTable, check_latency_bound, float64_operations, latency_sum
+from enot.functional import _random, _sampling
+from enot.functional._latency import (
+    LatencyTable,
+    check_latency_bound,
+    float64_operations,
+    latency_sum,
+)
 from enot.functional._validate import check_int
 
 __all__ = [
