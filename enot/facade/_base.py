@@ -262,7 +262,8 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         """Puts back what :meth:`_snapshot` saved."""
         with torch.no_grad():
             for p, value in snapshot["params"]:
-                p.copy_(value)
+                if not torch.equal(p, value):  # only weights the closure wrote: a copy bumps the version
+                    p.copy_(value)
             grads = {id(p): grad for p, grad in snapshot["grads"]}
             for p, _ in snapshot["params"]:
                 p.grad = grads.get(id(p))  # gradients that did not exist before the step are dropped
