@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _estimator_toys import all_toys, estimator_draws, exact_gradient  # noqa: E402
 
-from enot import functional as F  # noqa: E402
+import enot.functional as ef  # noqa: E402
 
 
 def main() -> None:

@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ground_truth"))
 from search_quality import TABLE, _accuracy, _figures, _load_table, _pretrained, _search, _summary, _supernet_scores  # noqa: E402
-from space import bounds as latency_bounds, load_data  # noqa: E402
+from space import bounds as latency_bounds  # noqa: E402
+from space import load_data
 
 from enot.optimize import EvolutionSearch  # noqa: E402
 

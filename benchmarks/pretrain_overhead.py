@@ -19,11 +19,10 @@ import argparse
 
 import torch
 import torch.nn.functional as Fn
+from _measure import median_ratio, mobilenet_space, peak_bytes, plain_step, seconds
 
 import enot.functional as ef
 from enot.optimize import EnotPretrainOptimizer
-
-from _measure import median_ratio, mobilenet_space, peak_bytes, plain_step, seconds
 
 
 def main() -> None:

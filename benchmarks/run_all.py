@@ -20,10 +20,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as Fn
+from _measure import OPS, median_ratio, mobilenet_space, peak_bytes, selection_ms
 
 import enot.functional as ef
-
-from _measure import OPS, median_ratio, mobilenet_space, peak_bytes, selection_ms
 
 Row = tuple[str, str, str, str, str]
 SELECTION_TARGET_MS = 10.0

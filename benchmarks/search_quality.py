@@ -51,7 +51,8 @@ from scipy.stats import kendalltau
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ground_truth"))
-from space import OPS, QUANTILES, bounds as latency_bounds, build_search_space, load_data  # noqa: E402
+from space import OPS, QUANTILES, build_search_space, load_data  # noqa: E402
+from space import bounds as latency_bounds
 
 import enot  # noqa: E402
 from enot.latency import initialize_latency  # noqa: E402

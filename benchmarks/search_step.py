@@ -21,11 +21,10 @@ import argparse
 
 import torch
 import torch.nn.functional as Fn
+from _measure import median_ratio, mobilenet_space, seconds, selection_ms
 
 from enot.latency import SearchSpaceLatencyContainer
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer
-
-from _measure import median_ratio, mobilenet_space, seconds, selection_ms
 
 BN_TUNE_BATCHES = 10  # EnotSearchOptimizer's default
 

@@ -1,6 +1,2 @@
-"""Property tests share the small search spaces of `tests/spaces.py`."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+"""Property tests share the small search spaces of `tests/spaces.py` (``from tests.spaces import ...``;
+the repository root is on ``sys.path`` through ``pythonpath`` in ``pyproject.toml``)."""

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 import enot.functional as ef
 import enot.latency
 from enot.models import SearchSpaceModel
-
-from spaces import tiny_mobilenet
+from tests.spaces import tiny_mobilenet
 
 torch.manual_seed(0)
 _SPACE = SearchSpaceModel(tiny_mobilenet()).eval()
@@ -150,7 +149,7 @@ def test_messages_name_the_container_and_the_allowed_range():
         _SPACE.sample([0, 1.7, 0])
     with pytest.raises(TypeError, match=r"a dict.*one index per container"):
         _SPACE.sample({0: 1, 1: 0, 2: 0})
-    with pytest.raises(ValueError, match=rf"entry 0 is -1, out of range for container 'container 0'"):
+    with pytest.raises(ValueError, match=r"entry 0 is -1, out of range for container 'container 0'"):
         ef.architecture_latency([-1, 0, 0], _TABLE)
     with pytest.raises(TypeError, match=r"entry 0 \(.*\) is True, a bool"):
         ef.path_names(_SPACE.layout, [True, 0, 0])

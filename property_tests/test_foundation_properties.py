@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 import enot.functional as ef
 from enot.models import SearchSpaceModel
-
-from spaces import Nested, tiny_mobilenet
+from tests.spaces import Nested, tiny_mobilenet
 
 torch.manual_seed(0)
 _MOBILENET = SearchSpaceModel(tiny_mobilenet()).eval()

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import enot.functional as ef
-from enot.functional._selection import feasible_alternatives
 from enot.functional import _selection
+from enot.functional._selection import feasible_alternatives
 
 GRIDS = ("0.1", "0.01", "int", "continuous")
 

@@ -12,14 +12,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as Fn
+from _ranks import run_rank
 from torch import nn
 
 import enot.distributed as ed
 import enot.functional as ef
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 from enot.optimize import EnotPretrainOptimizer
-
-from _ranks import run_rank
 
 PER_RANK = 3  # samples per rank in every batch
 
@@ -143,8 +142,9 @@ def search_facade(rank: int, world: int, *, steps: int = 4, tune: int = 2) -> di
     the global batch; the one-process run (``world == 1``) tunes on the batches of both ranks in turn
     (``2 * tune``) and computes the loss on the whole global batch.
     """
-    from enot.optimize import EnotSearchOptimizer
     from spaces import Nested
+
+    from enot.optimize import EnotSearchOptimizer
 
     torch.manual_seed(0)
     space = SearchSpaceModel(Nested()).double()

@@ -7,6 +7,7 @@ import logging
 import os
 
 import torch
+from _ranks import run_rank
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -15,8 +16,6 @@ from enot.logging import prepare_log
 from enot.models import SearchSpaceModel
 from enot.models.mobilenet import build_mobilenet
 from enot.optimize import EnotPretrainOptimizer
-
-from _ranks import run_rank
 
 
 def job(rank: int, outdir: str) -> dict:

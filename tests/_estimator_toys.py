@@ -155,9 +155,7 @@ def _draws(toy: Toy, estimator: str, n: int, key: torch.Tensor, trees: Any, appl
     rows = []
     for _ in range(n):
         key, sample = ef.next_search_sample(key, toy.logits, toy.table, toy.bound, estimator=estimator)
-        grads, _, _ = ef.search_gradients(
-            toy.space, trees.params, trees.buffers, toy.logits, sample, toy.loss_fn, toy.batch, apply=apply
-        )
+        grads, _, _ = ef.search_gradients(apply, trees.params, trees.buffers, toy.logits, sample, toy.loss_fn, toy.batch)
         names = logit_names(len(toy.logits))
         rows.append(torch.cat([grads.get(nm, torch.zeros_like(l)) for nm, l in zip(names, toy.logits)]))
     return rows

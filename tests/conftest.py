@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _torchvision_compat import define_torchvision_op_schemas
 from enot.models import SearchSpaceModel
-from spaces import Nested, tiny_mobilenet  # noqa: F401  (re-exported for `from conftest import ...`)
+from tests._torchvision_compat import define_torchvision_op_schemas
+from tests.spaces import Nested, tiny_mobilenet  # noqa: F401  (re-exported for `from conftest import ...`)
 
 define_torchvision_op_schemas()  # before any test imports torchvision
 

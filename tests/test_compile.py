@@ -12,8 +12,7 @@ from torch._dynamo.utils import counters
 
 import enot.functional as ef
 from enot.models import SearchSpaceModel
-
-from spaces import Nested
+from tests.spaces import Nested
 
 # Compiled kernels may reorder float32 reductions: results agree with eager to this tolerance.
 RTOL, ATOL = 1e-4, 1e-5

@@ -11,11 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _distributed_worker as worker
 import pytest
 import torch
 import torch.distributed as dist
-
-import _distributed_worker as worker
 from _ranks import errors, launch
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs Gloo")

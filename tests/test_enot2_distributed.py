@@ -3,10 +3,9 @@ multigpu_pretrain sequence ends with identical weights on both ranks, prepare_lo
 
 from __future__ import annotations
 
+import _enot2_distributed_worker as worker
 import pytest
 import torch
-
-import _enot2_distributed_worker as worker
 from _ranks import errors, launch
 
 WORLD, DEADLINE_S = 2, 240

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from test_tutorial import DOCS, python_blocks, run_as_script
 
 

@@ -13,9 +13,8 @@ import logging
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from _tutorial_loops import assert_plain_network, digit_batches, pretrain_loop, search_loop, train_loop
+from torch import nn
 
 pytest.importorskip("sklearn", reason="the tutorials' tests use scikit-learn's digits")
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _tutorial_loops import assert_plain_network, digit_batches, pretrain_loop, search_loop, train_loop
 from torch import nn
 
-from _tutorial_loops import assert_plain_network, digit_batches, pretrain_loop, search_loop, train_loop
-
 import enot.autogeneration as autogeneration
+
 pytest.importorskip("sklearn", reason="the tutorials' tests use scikit-learn's digits")
 
 WIDTHS = (1.0, 0.75, 0.5, 0.25, 0.0)

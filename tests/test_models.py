@@ -16,8 +16,7 @@ from enot.models import (
     build_mobilenet,
 )
 from enot.utils import make_portable
-
-from spaces import Nested, tiny_mobilenet
+from tests.spaces import Nested, tiny_mobilenet
 
 
 def test_container_rejects_bad_input():

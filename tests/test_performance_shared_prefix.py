@@ -10,8 +10,7 @@ import torch.nn.functional as Fn
 
 import enot.functional as ef
 from enot.models import SearchSpaceModel
-
-from spaces import Nested, tiny_mobilenet
+from tests.spaces import Nested, tiny_mobilenet
 
 # Sharing changes only the order in which the paths' gradients of the prefix weights are summed.
 RTOL, ATOL = 1e-12, 1e-13
@@ -48,7 +47,7 @@ def test_shared_prefix_equals_unshared_up_to_summation_order(model, shape, class
             state, info = ef.pretrain_step(apply, opt, _loss, state, [batch], sampler="fair", share_prefix=share)
         states.append((state, info))
     (plain, plain_info), (shared, shared_info) = states
-    assert [type(m).__name__ for m in apply.memo["prefix_modules"]] in (["MobileNetBaseStem"], ["Sequential"])
+    assert [type(m).__name__ for m in apply.memo.found_prefix] in (["MobileNetBaseStem"], ["Sequential"])
     assert plain_info["architectures"] == shared_info["architectures"]
     torch.testing.assert_close(shared_info["loss"], plain_info["loss"], rtol=RTOL, atol=ATOL)
     for name in plain.params:

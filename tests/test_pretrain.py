@@ -13,8 +13,7 @@ from torch import nn
 import enot.functional as ef
 from enot.models import SearchSpaceModel, SearchVariantsContainer
 from enot.optimize import EnotPretrainOptimizer
-
-from spaces import Nested, tiny_mobilenet
+from tests.spaces import Nested, tiny_mobilenet
 
 OPTIMIZERS = {
     "sgd_momentum": (

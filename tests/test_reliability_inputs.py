@@ -22,8 +22,7 @@ from enot.optimize import (
     EnotSearchOptimizer,
     EvolutionSearch,
 )
-from enot.utils import load_checkpoint, save_checkpoint, tune_bn_stats
-from enot.utils._optim_state import PARAM_SHAPED_STATE
+from enot.utils import PARAM_SHAPED_STATE, load_checkpoint, save_checkpoint, tune_bn_stats
 from tests._unchanged import assert_unchanged, snapshot
 from tests.test_reliability_steps import Boom, _batch, _pretrain, _search, _space
 

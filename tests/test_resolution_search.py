@@ -14,7 +14,7 @@ from enot.experimental.resolution_search import (
 from enot.latency import current_latency, initialize_latency, min_latency, reset_latency
 from enot.models import SearchSpaceModel
 from enot.optimize import EnotFixedLatencySearchOptimizer, EnotSearchOptimizer
-from spaces import tiny_mobilenet
+from tests.spaces import tiny_mobilenet
 
 
 @pytest.fixture(autouse=True)

@@ -111,8 +111,8 @@ def test_registered_samplers_share_one_entry_point():
 
 def test_a_new_sampler_is_one_function_and_one_registration(monkeypatch):
     from enot.functional import _samplers
-    from enot.optimize import EnotPretrainOptimizer
     from enot.models import SearchSpaceModel, SearchVariantsContainer
+    from enot.optimize import EnotPretrainOptimizer
 
     monkeypatch.setattr(_samplers, "_REGISTRY", dict(_samplers._REGISTRY))  # registration undone after the test
     ef.register_sampler("first", lambda key, inputs: [[0] * len(inputs.n_choices)])

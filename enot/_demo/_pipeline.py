@@ -66,7 +66,9 @@ def accuracy(model: nn.Module, split: tuple[torch.Tensor, torch.Tensor], batch_s
     training = model.training
     model.eval()
     x, y = split
-    correct = sum(int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum()) for i in range(0, len(y), batch_size))
+    correct = sum(
+        int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum()) for i in range(0, len(y), batch_size)
+    )
     model.train(training)
     return correct / len(y)
 
@@ -205,7 +207,9 @@ def tune(
     return network, accuracy(network, splits.test)
 
 
-def run_pipeline(search_space: SearchSpaceModel, splits: Splits, settings: Settings, bounds: tuple[float, float, float], progress: Progress) -> Outcome:
+def run_pipeline(
+    search_space: SearchSpaceModel, splits: Splits, settings: Settings, bounds: tuple[float, float, float], progress: Progress
+) -> Outcome:
     """Runs every phase; ``bounds`` is :func:`initialize`'s result."""
     low, high, bound = bounds
     seconds: dict[str, float] = {}

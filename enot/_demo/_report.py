@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from enot._demo._pipeline import Outcome, Settings
-from enot.utils._atomic import atomic_write
 from enot._demo._space import BLOCKS, OPS
+from enot.utils import atomic_write
 
 FILES = {
     "model": "model.pt",

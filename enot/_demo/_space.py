@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from enot.models import MobileNetBaseHead, SearchSpaceModel, SearchVariantsContainer
-from enot.models._ops import parse_op
+from enot.models import MobileNetBaseHead, SearchSpaceModel, SearchVariantsContainer, parse_op
 
 OPS = ("MIB_k=3_t=3", "MIB_k=5_t=3", "MIB_k=3_t=6", "MIB_k=5_t=6", "conv1x1-skip")
 # (out_channels, stride) of every choice block; 8x8 -> 4x4 -> 2x2.

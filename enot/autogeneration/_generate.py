@@ -13,7 +13,7 @@ from torch import nn
 from enot.autogeneration._analysis import BlockAnalysis, analyse_block
 from enot.autogeneration._parameters import TransformationParameters
 from enot.autogeneration._transform import CandidateSpec, build_candidate, channel_order, kept_count, new_kernel_padding
-from enot.models._container import SearchVariantsContainer
+from enot.models import SearchVariantsContainer
 
 __all__ = ["generate_pruned_search_variants_model"]
 

@@ -10,12 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from enot.functional import _guards
-from enot.distributed import _ddp
+from enot.distributed import DistributedStepError, GradientReducer, fingerprint, is_distributed, no_ddp_forward
 from enot.facade import _state_check
-from enot.functional import _grads
-from enot.distributed._env import is_distributed
-from enot.distributed._reduce import DistributedStepError, GradientReducer, fingerprint
+from enot.functional import support
+from enot.functional.support import all_finite
 
 __all__ = ["BaseEnotOptimizer", "check_options"]
 
@@ -24,9 +22,9 @@ Closure = Callable[[], Any]
 
 def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
     """Raises ``ValueError`` naming every option not in ``allowed``, every accepted name (``owner``'s
-    keyword parameters too when it is a class) and the closest one (``enot.functional._guards.check_options``);
+    keyword parameters too when it is a class) and the closest one (``enot.functional.support.check_options``);
     an option (or a typo of one) that another ENOT optimizer takes is named with that class."""
-    _guards.check_options(owner, options, allowed, _sibling_options())
+    support.check_options(owner, options, allowed, _sibling_options())
 
 
 def _sibling_options() -> dict[str, tuple[str, ...]]:
@@ -37,7 +35,7 @@ def _sibling_options() -> dict[str, tuple[str, ...]]:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
         if cls.__module__.startswith("enot.") and not cls.__name__.startswith("_"):
-            names = (*_guards.accepted_keywords(cls), *getattr(cls, "_options", ()))
+            names = (*support.accepted_keywords(cls), *getattr(cls, "_options", ()))
             found[cls.__name__] = tuple(n for n in names if n not in ("model", "optimizer", "search_space"))
     return found
 
@@ -180,6 +178,12 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         """ENOT's own state that a resumed run needs (subclasses extend it: sampler key...)."""
         return {"step_count": self._step_count, "param_shapes": _state_check.param_shapes(self.param_groups)}
 
+    def check_enot_state(self, state: Any) -> None:
+        """Raises ``TypeError``/``ValueError`` if ``state`` (the ``"enot"`` entry of a state dict) is not one
+        this optimizer can load; changes nothing (``load_state_dict`` and ``enot.utils.load_checkpoint``
+        check with it before they load anything)."""
+        self._check_enot_state(state)
+
     def _check_enot_state(self, state: Any) -> None:
         """Raises ``TypeError``/``ValueError`` if ``state`` is not an ``"enot"`` entry this optimizer can
         load (unknown keys, values of the wrong type, parameters of other shapes); changes nothing."""
@@ -221,14 +225,14 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         gradient (cost: ``docs/benchmarks.md``).
         """
         grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
-        if _grads.all_finite(grads):
+        if all_finite(grads):
             return
         names = {id(p): n for n, p in self._model.named_parameters()}
         bad = [
             names.get(id(p), f"group {g} parameter {i}")
             for g, group in enumerate(self.param_groups)
             for i, p in enumerate(group["params"])
-            if p.grad is not None and not _grads.all_finite([p.grad])
+            if p.grad is not None and not all_finite([p.grad])
         ]
         listed = ", ".join(repr(n) for n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise FloatingPointError(
@@ -325,7 +329,7 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
             self._reducer_synced = True
         if not self._refuses_ddp:
             return self._run_closure(closure)
-        with _ddp.no_ddp_forward(type(self).__name__, self._model):
+        with no_ddp_forward(type(self).__name__, self._model):
             return self._run_closure(closure)
 
     # ------------------------------------------------------------------------------ stepping

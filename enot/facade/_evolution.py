@@ -11,9 +11,8 @@ from typing import Any
 import torch
 
 import enot.functional as ef
-from enot.distributed._ddp import check_not_ddp
-from enot.functional._evolution import _check_config
-from enot.functional._validate import check_callable, check_int
+from enot.distributed import check_not_ddp
+from enot.functional.support import check_callable, check_evolution_config, check_int
 from enot.models import SearchSpaceModel
 
 __all__ = ["EvolutionSearch"]
@@ -94,7 +93,7 @@ class EvolutionSearch:
         self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
         self._sample_to_model_inputs = check_callable(sample_to_model_inputs, "sample_to_model_inputs", where=where)
         try:
-            self._config = _check_config(ef.EvolutionConfig(
+            self._config = check_evolution_config(ef.EvolutionConfig(
                 population_size, parents_ratio, mutation_ratio, mutation_probability, novelty_tries
             ))
         except (TypeError, ValueError) as error:
@@ -187,13 +186,7 @@ class EvolutionSearch:
         params = {n: p.detach() for n, p in ss.named_parameters()}
         with self._restored() as buffers:
 
-            def evaluate(architecture: list[int]) -> float:
-                tuned = buffers
-                if batches:
-                    tuned = ef.bn_tune(
-                        ss, params, buffers, batches, architecture=architecture,
-                        sample_to_model_inputs=self._sample_to_model_inputs,
-                    )
+            def metric(architecture: list[int], tuned: dict[str, torch.Tensor]) -> float:
                 with torch.no_grad():
                     for n, b in ss.named_buffers():
                         b.copy_(tuned[n])
@@ -201,6 +194,9 @@ class EvolutionSearch:
                 ss.eval()
                 return self._evaluate_function(ss)
 
+            evaluate = ef.bn_tuned_evaluation(
+                ss, params, buffers, batches, metric, sample_to_model_inputs=self._sample_to_model_inputs
+            )
             result = ef.evolution_search(
                 ef.random.key(self._seed), evaluate, self._search_steps, ss.layout.n_choices,
                 table=self._table, max_latency=self._max_latency_value, config=self._config,

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 import enot.functional as ef
-from enot.distributed._ddp import check_not_ddp
+from enot.distributed import check_not_ddp
 from enot.facade import _state_check
 from enot.facade._base import BaseEnotOptimizer, check_options
 from enot.models import SearchSpaceModel

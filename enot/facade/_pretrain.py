@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 import enot.functional as ef
-from enot.functional import _guards
+from enot.facade import _checks
 from enot.facade._base import Closure
 from enot.facade._phase import SearchSpaceOptimizer
 from enot.models import SearchSpaceModel
@@ -131,7 +131,7 @@ class EnotPretrainOptimizer(SearchSpaceOptimizer):
 
     def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
         ss = self.search_space
-        _guards.check_param_groups(
+        _checks.check_param_groups(
             type(self).__name__, groups,
             expected=ss.model_parameters(), expected_name="search_space.model_parameters()",
             other=ss.architecture_parameters(),

@@ -9,13 +9,11 @@ from typing import Any
 import torch
 
 import enot.functional as ef
-from enot.functional import _guards
-from enot.distributed._reduce import fingerprint
+from enot.distributed import fingerprint
+from enot.facade import _checks
 from enot.facade._base import Closure
 from enot.facade._phase import SearchSpaceOptimizer
-from enot.functional._bn import frozen_batch_norm
-from enot.functional._search import installed_hooks, paired_hooks
-from enot.functional._validate import check_callable, check_int, check_number
+from enot.functional.support import check_callable, check_int, check_iterable, check_number, frozen_batch_norm
 from enot.models import SearchSpaceModel
 
 __all__ = ["EnotFixedLatencySearchOptimizer", "EnotSearchOptimizer"]
@@ -31,9 +29,11 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     the gradient of the expected loss (``enot.functional.two_path_output``; ``docs/design.md``,
     "Search (phase 2)").  The closure may return ``None``; the loss it computes is that of the mixed
     output.  With ``estimator="first_order"`` the earlier, biased paired-candidate estimator runs
-    instead (``enot.functional.paired_hooks``).  The weights are frozen while the closure runs (``requires_grad`` off, restored after)
-    and their ``.grad`` is cleared before :meth:`step`, so neither they nor their optimizer state
-    change; the wrapped optimizer should hold ``search_space.architecture_parameters()``.
+    instead (``enot.functional.paired_hooks``).  Both are ``enot.functional.Estimator`` objects, the
+    batch-norm schemes ``enot.functional.BNScheme`` objects: the same ones ``enot.functional.search_step``
+    uses.  The weights are frozen while the closure runs (``requires_grad`` off, restored after) and
+    their ``.grad`` is cleared before :meth:`step`, so neither they nor their optimizer state change;
+    the wrapped optimizer should hold ``search_space.architecture_parameters()``.
 
     Args:
         search_space: Search space model to optimize.
@@ -44,7 +44,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         bn_validation_tune_batches: Batches to tune batch norm before each validation (default 50).
         sample_to_model_inputs: Maps dataloader items to ``(args, kwargs)`` of the model.
         **options: ``seed``: integer seed of the architecture sampler (default 0; the same on every
-            rank); ``estimator``: ``"two_path"`` (default) or ``"first_order"``; ``reducer``: ``"auto"`` (default), ``None`` or an ``enot.distributed.GradientReducer``:
+            rank); ``estimator``: ``"two_path"`` (default), ``"first_order"`` or another name of
+            ``enot.functional.ESTIMATORS``; ``reducer``: ``"auto"`` (default), ``None`` or an
+            ``enot.distributed.GradientReducer``:
             across processes the logits' gradients and the tuned batch-norm statistics are averaged
             over ranks, so every rank keeps the same probabilities (``docs/distributed.md``; call
             :meth:`prepare_validation_model` on every rank); ``bn_scheme``: ``"fresh"`` (default) tunes
@@ -62,7 +64,8 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
     Raises:
         TypeError: If ``search_space`` is not a ``SearchSpaceModel`` (also when it is wrapped in
             ``DistributedDataParallel``) or ``optimizer`` not a ``torch.optim.Optimizer``.
-        ValueError: On an unknown option, estimator or bn_scheme, validation_top_k > 1 without validation_score, or a negative batch count, or if ``optimizer`` holds none of
+        ValueError: On an unknown option, estimator or bn_scheme, validation_top_k > 1 without
+            validation_score, or a negative batch count, or if ``optimizer`` holds none of
             ``search_space.architecture_parameters()`` (it would learn nothing; also in
             :meth:`add_param_group`).
     """
@@ -82,14 +85,12 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         super().__init__(search_space, optimizer, options)
         where = f"{type(self).__name__}: "
         if bn_tune_dataloader is not None:
-            _guards.check_iterable(type(self).__name__, "bn_tune_dataloader", bn_tune_dataloader)
+            check_iterable(type(self).__name__, "bn_tune_dataloader", bn_tune_dataloader)
         self._bn_tune_dataloader = bn_tune_dataloader
         self._bn_tune_batches = check_int(bn_tune_batches, "bn_tune_batches", where=where)
         self._bn_validation_tune_batches = check_int(bn_validation_tune_batches, "bn_validation_tune_batches", where=where)
         self._sample_to_model_inputs = check_callable(sample_to_model_inputs, "sample_to_model_inputs", where=where)
-        self._estimator = options.get("estimator", "two_path")
-        if self._estimator not in ef.ESTIMATORS:
-            raise ValueError(f"{where}unknown estimator {self._estimator!r}; use one of {list(ef.ESTIMATORS)}")
+        self._estimator = ef.get_estimator(options.get("estimator", "two_path"), where=where)
         self._validation_top_k = check_int(options.get("validation_top_k", 1), "validation_top_k", minimum=1, where=where)
         self._validation_score = options.get("validation_score")
         if self._validation_score is not None:
@@ -98,10 +99,8 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
             raise ValueError(f"{where}validation_top_k={self._validation_top_k} needs a validation_score "
                              "(a callable search_space -> float, higher is better) to re-rank the candidates")
         self.last_validation_pick: ef.ValidationPick | None = None
-        self._bn_scheme = options.get("bn_scheme", "fresh")
-        if self._bn_scheme not in ef.BN_SCHEMES:
-            raise ValueError(f"{where}unknown bn_scheme {self._bn_scheme!r}; use one of {list(ef.BN_SCHEMES)}")
-        self._bn_cache: dict | None = None  # "cached": ef.cached_tuned_buffers' cache
+        self._bn_scheme = ef.BNScheme.parse(options.get("bn_scheme", "fresh"), self._bn_tune_batches, where=where)
+        self._bn_cache: dict | None = None  # the cache of self._bn_scheme (BNScheme.tune)
         self._bn_cache_weights: tuple | None = None  # the weights (pointer, version) the cache was tuned with
         self._path_apply: ef.Apply | None = None  # ef.make_apply(search_space), made on first use
         self._bn_iterator: Iterator[Any] | None = None
@@ -109,11 +108,11 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         # Items a failed step took, given again first (with the position after each): a retry tunes on them.
         self._bn_replay: list[tuple[Any, int]] = []
         self._bn_taken: list[tuple[Any, int]] = []  # taken since the step began
-        self.last_sample: ef.SearchSample | None = None
+        self.last_sample: Any = None  # the estimator's own sample (ef.TwoPathSample, ef.FirstOrderSample)
 
     def _check_params(self, groups: list[Any], new_group: bool = False) -> None:
         ss = self.search_space
-        _guards.check_param_groups(
+        _checks.check_param_groups(
             type(self).__name__, groups,
             expected=ss.architecture_parameters(), expected_name="search_space.architecture_parameters()",
             other=ss.model_parameters(),
@@ -211,10 +210,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         new = ef.bn_tune(
             ss, params, buffers, batches, architecture=architecture, sample_to_model_inputs=self._sample_to_model_inputs,
         )
-        if self._reducer is not None:  # every rank tuned on its own batches: average the statistics
-            tuned = sorted(name for name, value in new.items() if value is not buffers[name])
-            self._reducer.agree(fingerprint(tuned), what="tuned batch-norm buffers", step=self._step_count)
-            new.update(self._reducer.reduce_buffers({n: new[n] for n in tuned}, sum_counters=True))
+        if self._reducer is not None:
+            tuned = {name: value for name, value in new.items() if value is not buffers[name]}
+            new.update(self._reduce_tuned(tuned))
         return new
 
     # ------------------------------------------------------------------------------ sampling
@@ -233,114 +231,65 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
                 p.requires_grad_(True)
 
     def _run_closure(self, closure: Closure) -> Any:
+        """One estimate, as ``ef.search_step`` makes it: the estimator draws the sample, the batch-norm
+        scheme tunes both sides, and the closure runs inside the estimator's output mixing."""
         ss = self.search_space
         table, bound = self._latency_bound()
         logits = tuple(ss.architecture_parameters())
-        self._key, sample = ef.next_search_sample(self._key, logits, table, bound, estimator=self._estimator)
+        self._key, sample = self._estimator.draw(self._key, logits, table, bound)
         self._note_architectures((sample.architecture, sample.alternatives))
         ss.sample(sample.architecture)
+        params = {n: p.detach() for n, p in ss.named_parameters()}
+        buffers = dict(ss.named_buffers())
         tuning = self._tuning(self._bn_tune_batches)
-        other_buffers = None
-        if tuning and self._bn_scheme == "cached":
-            other_buffers = self._cached_tuning(sample)
-        elif tuning:  # both sides of the comparison tuned on the same batches (the other side first, as ef.search_step)
-            batches = self._next_bn_batches(self._bn_tune_batches)
-            if list(sample.alternatives) != list(sample.architecture):  # else no other side runs
-                other_buffers = self._tuned(list(sample.alternatives), batches)
-            self._tune_bn(sample.architecture, batches)
+        other_buffers = self._tune_sides(sample, params, buffers) if tuning else None
         frozen_bn = frozen_batch_norm(ss) if tuning else contextlib.nullcontext()
-        with self._frozen_weights(), frozen_bn, self._estimator_installed(logits, sample, other_buffers):
+        installed = self._estimator.installed(
+            self._search_apply(), params, buffers if other_buffers is None else other_buffers, logits, sample
+        )
+        with self._frozen_weights(), frozen_bn, installed:
             result = closure()
         self._raise_if_not_finite(result, f"search step {self._step_count}, architecture {sample.architecture}", "logits")
         self.last_sample = sample
         return result
 
-    def _cached_tuning(self, sample: ef.SearchSample) -> dict[str, torch.Tensor] | None:
-        """``bn_scheme="cached"``: path ``a``'s statistics (written into the search space) and ``b``'s
-        (returned; ``None`` when ``b == a``) from the cache, refined on one new batch (as ``ef.search_step``)."""
-        if self._reducer is not None:
-            raise ValueError(f"{type(self).__name__}: bn_scheme='cached' runs in one process only; use 'fresh'")
+    def _search_apply(self) -> ef.Apply:
+        """``ef.make_apply(search_space)`` (compiled when the space's paths are), made once."""
         ss = self.search_space
+        if self._path_apply is None or self._path_apply.compiled != ss.paths_compiled:
+            self._path_apply = ef.make_apply(ss, compile=ss.paths_compiled)
+        return self._path_apply
+
+    def _tune_sides(
+        self, sample: Any, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor] | None:
+        """Both sides' batch-norm statistics through the scheme (``BNScheme.tune``, as ``ef.search_step``):
+        path ``a``'s written into the search space, the other side's returned (``None`` when none runs)."""
+        ss = self.search_space
+        reduce = None if self._reducer is None else self._reduce_tuned
+        self._bn_scheme.check_reduce(reduce, where=f"{type(self).__name__}: ")
         # The storage's identity, not data_ptr(): data_ptr() asks for writable memory, which would copy the
         # failure snapshot's copy-on-write weights (BaseEnotOptimizer._snapshot) and change the pointer.
         weights = tuple((p.untyped_storage()._cdata, p._version) for p in ss.model_parameters())
         if weights != self._bn_cache_weights:  # statistics tuned with other weights are stale
             self._bn_cache, self._bn_cache_weights = None, weights
-        items = self._next_bn_batches(1)
-        params = {n: p.detach() for n, p in ss.named_parameters()}
-        untuned = dict(ss.named_buffers())
-        new, self._bn_cache = ef.cached_tuned_buffers(ss, params, untuned, sample.architecture, items, self._bn_cache,
-                                                      self._bn_tune_batches, self._sample_to_model_inputs)
-        other = None
-        if list(sample.alternatives) != list(sample.architecture):
-            other, self._bn_cache = ef.cached_tuned_buffers(ss, params, untuned, list(sample.alternatives), items,
-                                                            self._bn_cache, self._bn_tune_batches,
-                                                            self._sample_to_model_inputs)
+        items = self._next_bn_batches(self._bn_scheme.items_per_step)
+        other = None if self._estimator.trivial(sample) else self._estimator.other_architecture(sample)
+        new, other_buffers, self._bn_cache = self._bn_scheme.tune(
+            ss, params, buffers, sample.architecture, other, items, self._bn_cache,
+            sample_to_model_inputs=self._sample_to_model_inputs, reduce_buffers=reduce,
+        )
         with torch.no_grad():
-            for name in ef.batch_norm_buffer_names(ss, sample.architecture):
-                if new[name] is not untuned[name]:
-                    untuned[name].copy_(new[name])
-        return other
+            for name, value in new.items():
+                if value is not buffers[name]:
+                    buffers[name].copy_(value)
+        return other_buffers
 
-    @contextlib.contextmanager
-    def _estimator_installed(
-        self, logits: tuple[torch.Tensor, ...], sample: ef.SearchSample, other_buffers: dict[str, torch.Tensor] | None
-    ) -> Iterator[None]:
-        """While the closure runs: ``"two_path"``, a forward hook on the search space that also runs
-        path ``b`` and returns ``ef.two_path_output``; ``"first_order"``, the paired container hooks
-        (with the alternatives' candidates on their tuned statistics)."""
-        ss = self.search_space
-        if sample.estimator == "first_order":
-            with installed_hooks(ss, paired_hooks(logits, sample)), self._alternatives_buffers(sample, other_buffers):
-                yield
-            return
-        if self._path_apply is None:
-            self._path_apply = ef.make_apply(ss, compile=getattr(ss, "_compiled_model", None) is not None)
-        running = [False]
-
-        def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
-            if running[0]:
-                return None  # path b's own forward (apply calls the search space again)
-            running[0] = True
-            try:
-                with torch.no_grad():
-                    if list(sample.alternatives) == list(sample.architecture):
-                        other = output
-                    else:
-                        params = {n: p.detach() for n, p in ss.named_parameters()}
-                        buffers = dict(ss.named_buffers()) if other_buffers is None else other_buffers
-                        other, _ = self._path_apply(params, buffers, sample.alternatives, *args, **kwargs)
-            finally:
-                running[0] = False
-            return ef.two_path_output(output, other, logits, sample)
-
-        handle = ss.register_forward_hook(hook, with_kwargs=True)
-        try:
-            yield
-        finally:
-            handle.remove()
-
-    @contextlib.contextmanager
-    def _alternatives_buffers(self, sample: ef.SearchSample, other_buffers: dict[str, torch.Tensor] | None) -> Iterator[None]:
-        """First order with tuning: the alternatives' batch norms hold statistics tuned on the same
-        batches while the closure runs (as ``ef.search_step``), their own values restored after."""
-        if other_buffers is None:
-            yield
-            return
-        ss = self.search_space
-        own = dict(ss.named_buffers())
-        path = set(ef.batch_norm_buffer_names(ss, sample.architecture))
-        swapped = [n for n in ef.batch_norm_buffer_names(ss, list(sample.alternatives)) if n not in path and n in own]
-        saved = {n: own[n].clone() for n in swapped}
-        try:
-            with torch.no_grad():
-                for n in swapped:
-                    own[n].copy_(other_buffers[n])
-            yield
-        finally:
-            with torch.no_grad():
-                for n in swapped:
-                    own[n].copy_(saved[n])
+    def _reduce_tuned(self, tuned: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every rank tuned on its own batches: the statistics averaged (counters summed) over ranks."""
+        assert self._reducer is not None
+        self._reducer.agree(fingerprint(sorted(tuned)), what="tuned batch-norm buffers", step=self._step_count)
+        return self._reducer.reduce_buffers(tuned, sum_counters=True)
 
     def _apply(self) -> None:
         for p in self.search_space.model_parameters():
@@ -395,7 +344,7 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         elif architecture_indices is None:
             architecture = self._best_architecture()
         else:
-            architecture = ss._normalize(architecture_indices)
+            architecture = ss.normalize_architecture(architecture_indices)
         self._check_validation_architecture(architecture)
         ss.sample(architecture)
         if tuning:
@@ -454,7 +403,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
             sample_to_model_inputs, **options,
         )
         name = type(self).__name__
-        self._max_latency_value = _guards.latency_bound(name, "max_latency_value", max_latency_value)
+        self._max_latency_value = _checks.latency_bound(name, "max_latency_value", max_latency_value)
         self._checked_container: Any = None  # the latency container whose minimum was checked last
         if getattr(search_space, "latency_type", None) is not None:
             self._table()  # the bound is checked now when the space has latency, else at first use

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from enot.utils._optim_state import optimizer_state_problem
+from enot.utils import optimizer_state_problem
 
 __all__ = ["check_enot_entry", "check_optimizer_state", "check_param_shapes", "check_space", "param_shapes"]
 

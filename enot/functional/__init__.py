@@ -8,6 +8,8 @@ into a module, and says so).  Random keys live in :mod:`enot.functional.random`.
 
 from enot.functional import random
 from enot.functional._bn import batch_norm_buffer_names, bn_tune
+from enot.functional._bn_scheme import BNScheme
+from enot.functional._estimator import Estimator, available_estimators, get_estimator, register_estimator
 from enot.functional._evolution import (
     EvolutionConfig,
     EvolutionResult,
@@ -18,6 +20,7 @@ from enot.functional._evolution import (
     evolution_search,
     evolution_step,
 )
+from enot.functional._first_order import FirstOrderSample
 from enot.functional._latency import (
     LatencyDistribution,
     LatencyTable,
@@ -38,6 +41,7 @@ from enot.functional._latency import (
 )
 from enot.functional._layout import SearchSpaceLayout, path_names, subtree, validate_architecture
 from enot.functional._optim import AdamState, Optimizer, SGDState, adam, adamw, sgd
+from enot.functional._pick import ValidationPick, validation_pick
 from enot.functional._pretrain import (
     PretrainState,
     next_architectures,
@@ -45,7 +49,6 @@ from enot.functional._pretrain import (
     pretrain_init,
     pretrain_step,
 )
-from enot.functional._sandwich import Sandwich, check_sandwich, distillation_loss, extreme_architectures, sandwich_architectures
 from enot.functional._samplers import (
     Sampler,
     SamplingInputs,
@@ -59,21 +62,23 @@ from enot.functional._sampling import (
     fair_architectures,
     uniform_architecture,
 )
+from enot.functional._sandwich import Sandwich, check_sandwich, distillation_loss, extreme_architectures, sandwich_architectures
 from enot.functional._search import (
     BN_SCHEMES,
     ESTIMATORS,
     BNCacheEntry,
+    SearchConfig,
     SearchSample,
     SearchState,
     cached_tuned_buffers,
     next_search_sample,
     paired_hooks,
+    search_config,
     search_gradients,
     search_init,
     search_step,
     two_path_output,
 )
-from enot.functional._pick import ValidationPick, validation_pick
 from enot.functional._selection import (
     architecture_log_probability,
     sample_feasible_architecture,
@@ -82,17 +87,21 @@ from enot.functional._selection import (
 )
 from enot.functional._trees import Apply, SearchSpaceTrees, make_apply, write_trees
 from enot.functional._trees import split as split_search_space
+from enot.functional._two_path import TwoPathSample
 from enot.functional._types import InputsFn, LossFn, ReduceFn, Tree, default_sample_to_model_inputs
 
 __all__ = [
     "AdamState",
     "Apply",
     "BNCacheEntry",
+    "BNScheme",
     "BN_SCHEMES",
     "ESTIMATORS",
+    "Estimator",
     "EvolutionConfig",
     "EvolutionResult",
     "EvolutionState",
+    "FirstOrderSample",
     "InputsFn",
     "LatencyDistribution",
     "LatencyTable",
@@ -104,16 +113,19 @@ __all__ = [
     "Sampler",
     "SamplingInputs",
     "Sandwich",
+    "SearchConfig",
     "SearchSample",
     "SearchSpaceLayout",
     "SearchSpaceTrees",
     "SearchState",
     "Tree",
+    "TwoPathSample",
     "ValidationPick",
     "adam",
     "adamw",
     "architecture_latency",
     "architecture_log_probability",
+    "available_estimators",
     "available_samplers",
     "batch_norm_buffer_names",
     "best_architecture",
@@ -133,6 +145,7 @@ __all__ = [
     "expected_latency",
     "extreme_architectures",
     "fair_architectures",
+    "get_estimator",
     "latency_distribution",
     "latency_penalty",
     "latency_sum",
@@ -152,10 +165,12 @@ __all__ = [
     "pretrain_init",
     "pretrain_step",
     "random",
+    "register_estimator",
     "register_sampler",
     "sample_architectures",
     "sample_feasible_architecture",
     "sandwich_architectures",
+    "search_config",
     "search_gradients",
     "search_init",
     "search_step",

@@ -147,7 +147,8 @@ def _check_problem(
     return n_choices, table, max_latency
 
 
-def _check_config(config: EvolutionConfig) -> EvolutionConfig:
+def check_evolution_config(config: EvolutionConfig) -> EvolutionConfig:
+    """``config`` if its fields are in range (``TypeError``/``ValueError`` naming the bad field)."""
     if not isinstance(config, EvolutionConfig):
         raise TypeError(f"config must be an enot.functional.EvolutionConfig, got {type(config).__name__}")
     check_int(config.population_size, "population_size", minimum=2)
@@ -157,6 +158,9 @@ def _check_config(config: EvolutionConfig) -> EvolutionConfig:
             raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     check_int(config.novelty_tries, "novelty_tries", minimum=1)
     return config
+
+
+_check_config = check_evolution_config
 
 
 def _score(evaluate: Evaluate, architecture: list[int]) -> float:
@@ -282,7 +286,7 @@ def evolution_init(
         FloatingPointError: If ``evaluate`` returns NaN.
     """
     check_callable(evaluate, "evaluate")
-    config = _check_config(config)
+    config = check_evolution_config(config)
     n_choices, table, bound = _check_problem(n_choices, table, max_latency)
     key_init, key_next = _random.split(key)
     scored = _Scored(evaluate, [], [])
@@ -324,7 +328,7 @@ def evolution_step(
     ``config`` must be the ones the state was made with.
     """
     check_callable(evaluate, "evaluate")
-    config = _check_config(config)
+    config = check_evolution_config(config)
     n_choices, table, bound = _check_problem(n_choices, table, max_latency)
     if not isinstance(state, EvolutionState):
         raise TypeError(f"state must be an enot.functional.EvolutionState, got {type(state).__name__}")

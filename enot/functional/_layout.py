@@ -83,9 +83,13 @@ def _index(value: Any, c: int, name: str, n: int) -> int:
     allowed = f"(allowed: an int in 0..{n - 1})"
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise TypeError(f"architecture entry {c} ({name}) is a tensor of shape {tuple(value.shape)}, not an integer {allowed}")
+            raise TypeError(
+                f"architecture entry {c} ({name}) is a tensor of shape {tuple(value.shape)}, not an integer {allowed}"
+            )
         if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-            raise TypeError(f"architecture entry {c} ({name}) is {value.item()!r}, a {value.dtype} tensor, not an integer {allowed}")
+            raise TypeError(
+                f"architecture entry {c} ({name}) is {value.item()!r}, a {value.dtype} tensor, not an integer {allowed}"
+            )
         value = int(value.item())
     elif isinstance(value, (bool, np.bool_)):
         raise TypeError(f"architecture entry {c} ({name}) is {value!r}, a bool, not an integer {allowed}")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
+
 from enot.functional._validate import check_number
 
 __all__ = ["AdamState", "Optimizer", "SGDState", "adam", "adamw", "sgd"]
@@ -145,6 +146,8 @@ def adam(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float
     return _adam(lr, betas, eps, weight_decay, decoupled=False)
 
 
-def adamw(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2) -> Optimizer:
+def adamw(
+    lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2
+) -> Optimizer:
     """AdamW with the semantics of ``torch.optim.AdamW`` (decoupled weight decay)."""
     return _adam(lr, betas, eps, weight_decay, decoupled=True)

@@ -24,15 +24,10 @@ from enot.functional._types import LossFn, Tree
 
 __all__ = ["prefix_modules", "shared_path_gradients"]
 
-_MEMO = "prefix_modules"
-
-
 def prefix_modules(apply: Apply, params, buffers, architecture, args, kwargs) -> list[nn.Module]:
     """The outermost modules the model calls before it enters its first container (found once per
-    ``apply`` by one forward without gradients on cloned buffers, then kept in ``apply.memo``)."""
-    if _MEMO not in apply.memo:
-        apply.memo[_MEMO] = _find_prefix(apply, params, buffers, architecture, args, kwargs)
-    return apply.memo[_MEMO]
+    ``apply`` by one forward without gradients on cloned buffers, then kept by ``apply.memo``)."""
+    return apply.memo.prefix(lambda: _find_prefix(apply, params, buffers, architecture, args, kwargs))
 
 
 def _find_prefix(apply: Apply, params, buffers, architecture, args, kwargs) -> list[nn.Module]:

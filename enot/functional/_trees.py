@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import torch
 from torch import nn
 
 from enot.functional import _layout
 
-__all__ = ["Apply", "SearchSpaceTrees", "make_apply", "split", "write_trees"]
+__all__ = ["Apply", "ApplyMemo", "PATH_MEMO_SIZE", "SearchSpaceTrees", "make_apply", "split", "write_trees"]
+
+PATH_MEMO_SIZE = 4096  # architectures whose path names an Apply keeps (least recently used dropped)
+_T = TypeVar("_T")
 
 
 class SearchSpaceLike(Protocol):
@@ -80,6 +84,48 @@ def _has_aliases(module: nn.Module) -> bool:
     return len({id(t) for t in names}) != len(names)
 
 
+class ApplyMemo:
+    """The caches of one :class:`Apply`: bounded, and typed by what they hold.
+
+    * path names per architecture (:meth:`path`): the ``size`` most recently used architectures;
+    * the shared prefix's modules (:meth:`prefix`): found once, by the function the caller gives.
+    """
+
+    def __init__(self, size: int = PATH_MEMO_SIZE) -> None:
+        self.size = size
+        self._paths: collections.OrderedDict[tuple[int, ...], tuple[tuple[str, ...], frozenset[str]]] = (
+            collections.OrderedDict()
+        )
+        self._prefix: Any = None
+
+    def __len__(self) -> int:
+        """Architectures whose path names are kept."""
+        return len(self._paths)
+
+    def path(self, layout: _layout.SearchSpaceLayout, architecture: tuple[int, ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+        """``(path_names(layout, architecture), the same as a frozenset)``, computed once per kept architecture."""
+        entry = self._paths.get(architecture)
+        if entry is None:
+            names = _layout.path_names(layout, architecture)
+            entry = self._paths[architecture] = (names, frozenset(names))
+            if len(self._paths) > self.size:
+                self._paths.popitem(last=False)
+        else:
+            self._paths.move_to_end(architecture)
+        return entry
+
+    def prefix(self, find: Callable[[], _T]) -> _T:
+        """The shared prefix's modules: ``find()`` on the first call, the same object after."""
+        if self._prefix is None:
+            self._prefix = find()
+        return self._prefix
+
+    @property
+    def found_prefix(self) -> Any:
+        """What :meth:`prefix` found (``None`` before its first call)."""
+        return self._prefix
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Apply:
     """The pure forward of one path of a search space (made by :func:`make_apply`).
@@ -96,27 +142,22 @@ class Apply:
         compiled: Whether it runs the compiled paths (``make_apply(..., compile=True)``).
         tie_weights: Whether ``functional_call`` re-ties aliased weights (only when the model has any:
             the walk over every module costs about 1 ms per call on the benchmark space).
-        memo: Per-``Apply`` caches: path names per architecture, the shared prefix's modules.
+        memo: Its caches (:class:`ApplyMemo`): path names per architecture (bounded), the shared
+            prefix's modules.
     """
 
     search_space: SearchSpaceLike
     layout: _layout.SearchSpaceLayout
     compiled: bool
     tie_weights: bool
-    memo: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False)
+    memo: ApplyMemo = dataclasses.field(default_factory=ApplyMemo, repr=False)
 
     def path_names(self, architecture: Sequence[int]) -> tuple[str, ...]:
         """``enot.functional.path_names(self.layout, architecture)``, cached per architecture."""
-        key = ("path_names", tuple(int(i) for i in architecture))
-        if key not in self.memo:
-            names = _layout.path_names(self.layout, key[1])
-            self.memo[key] = names
-            self.memo[("on_path", key[1])] = frozenset(names)
-        return self.memo[key]
+        return self.memo.path(self.layout, tuple(int(i) for i in architecture))[0]
 
     def _on_path(self, architecture: tuple[int, ...]) -> frozenset[str]:
-        self.path_names(architecture)
-        return self.memo[("on_path", architecture)]
+        return self.memo.path(self.layout, architecture)[1]
 
     def __call__(
         self,
@@ -163,6 +204,8 @@ class Apply:
         try:
             yield
         finally:
+            # Into torch's own slots: inside an enclosing functional_call (a nested apply, as the
+            # two-path estimator runs) a slot holds a plain tensor, which setattr would refuse.
             for slot, saved in (("_parameters", own_params), ("_buffers", own_buffers)):
                 for name, value in saved.items():
                     owner, _, leaf = name.rpartition(".")

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from enot.functional._validate import check_int
+
+from enot.functional.support import check_int
 
 __all__ = [
     "LatencyCalculator",

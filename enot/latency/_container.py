@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from enot.functional import _latency as latency_lib
-from enot.functional._layout import check_latency_fits
-from enot.utils._atomic import atomic_write
+import enot.functional as ef
+from enot.functional import support
+from enot.utils import atomic_write
 
 __all__ = ["SearchSpaceLatencyContainer"]
 
@@ -114,7 +114,7 @@ class SearchSpaceLatencyContainer:
         self._constant = constant
         self._operations = operations
         self._metadata = dict(sorted((metadata or {}).items()))
-        self._tables: dict[tuple[torch.dtype, str], latency_lib.LatencyTable] = {}
+        self._tables: dict[tuple[torch.dtype, str], ef.LatencyTable] = {}
 
     # ---------------------------------------------------------------------------------- accessors
     @property
@@ -144,11 +144,11 @@ class SearchSpaceLatencyContainer:
 
     def table(
         self, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
-    ) -> latency_lib.LatencyTable:
+    ) -> ef.LatencyTable:
         """The :class:`enot.functional.LatencyTable` of this container (cached per dtype and device)."""
         key = (dtype, str(torch.device(device) if device is not None else torch.device("cpu")))
         if key not in self._tables:
-            self._tables[key] = latency_lib.latency_table(self._constant, self._operations, dtype=dtype, device=device)
+            self._tables[key] = ef.latency_table(self._constant, self._operations, dtype=dtype, device=device)
         return self._tables[key]
 
     def check_matches(self, n_choices: Sequence[int], container_names: Sequence[str] | None = None) -> None:
@@ -253,7 +253,7 @@ class SearchSpaceLatencyContainer:
             return loaded
         # Into an instance: every search space using it must still fit, checked before anything changes.
         for search_space in list(target._attached):
-            check_latency_fits(search_space.layout, loaded.n_choices, what=f"{os.fspath(path)!r}")
+            support.check_latency_fits(search_space.layout, loaded.n_choices, what=f"{os.fspath(path)!r}")
         target._set(loaded.latency_type, loaded.constant_latency, loaded.operations_latencies, loaded.metadata)
         return target
 
@@ -293,8 +293,8 @@ class SearchSpaceLatencyContainer:
         for c, values in enumerate(self._operations):
             lines.append(f"  container {c:>{width}}: " + "  ".join(f"{v:.6g}" for v in values))
         lines.append(
-            f"  min {float(latency_lib.min_latency(table)):.6g}, mean {float(latency_lib.mean_latency(table)):.6g}, "
-            f"max {float(latency_lib.max_latency(table)):.6g}"
+            f"  min {float(ef.min_latency(table)):.6g}, mean {float(ef.mean_latency(table)):.6g}, "
+            f"max {float(ef.max_latency(table)):.6g}"
         )
         if self._metadata:
             lines.append("  " + ", ".join(f"{k}={v}" for k, v in self._metadata.items()))

@@ -19,12 +19,10 @@ import optree
 import torch
 from torch import nn
 
-from enot.functional._layout import check_latency_fits
-from enot.functional._replay import replaced_forwards
-from enot.functional._validate import check_int
+from enot.functional.support import check_int, check_latency_fits, replaced_forwards
 from enot.latency._calculators import LatencyCalculator, get_calculator
 from enot.latency._container import SearchSpaceLatencyContainer
-from enot.models._search_space import SearchSpaceModel
+from enot.models import SearchSpaceModel
 
 __all__ = ["initialize_latency"]
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Union
 
-from enot.functional import _latency as latency_lib
+import enot.functional as ef
+from enot.functional import support
 from enot.latency._container import SearchSpaceLatencyContainer
-from enot.models._search_space import SearchSpaceModel
+from enot.models import SearchSpaceModel
 
 __all__ = [
     "best_arch_latency",
@@ -39,24 +40,24 @@ def _search_space(search_space: SearchSpaceModel) -> SearchSpaceModel:
 
 def min_latency(source: ContainerOrSpace) -> float:
     """Smallest latency over all architectures (exact)."""
-    return float(latency_lib.min_latency(_container(source).table()))
+    return float(ef.min_latency(_container(source).table()))
 
 
 def max_latency(source: ContainerOrSpace) -> float:
     """Largest latency over all architectures (exact)."""
-    return float(latency_lib.max_latency(_container(source).table()))
+    return float(ef.max_latency(_container(source).table()))
 
 
 def mean_latency(source: ContainerOrSpace) -> float:
     """Mean latency over all architectures, each counted once (exact)."""
-    return float(latency_lib.mean_latency(_container(source).table()))
+    return float(ef.mean_latency(_container(source).table()))
 
 
 def median_latency(
     source: ContainerOrSpace,
     *,
-    max_architectures: int = latency_lib.MAX_ENUMERATE,
-    bins: int = latency_lib.DEFAULT_BINS,
+    max_architectures: int = support.MAX_ENUMERATE,
+    bins: int = support.DEFAULT_BINS,
 ) -> float:
     """Median latency over all architectures, each counted once (mean of the two middle values).
 
@@ -66,23 +67,23 @@ def median_latency(
     :func:`enot.functional.latency_distribution`).
     """
     table = _container(source).table()
-    return float(latency_lib.median_latency(table, max_architectures=max_architectures, bins=bins))
+    return float(ef.median_latency(table, max_architectures=max_architectures, bins=bins))
 
 
 def current_latency(search_space: SearchSpaceModel) -> float:
     """Latency of the selected architecture (:attr:`SearchSpaceModel.forward_architecture`)."""
     search_space = _search_space(search_space)
     table = search_space.get_latency_container().table()
-    return float(latency_lib.architecture_latency(search_space.forward_architecture, table))
+    return float(ef.architecture_latency(search_space.forward_architecture, table))
 
 
 def best_arch_latency(search_space: SearchSpaceModel) -> float:
     """Latency of the most probable architecture (:attr:`SearchSpaceModel.best_architecture_int`)."""
     search_space = _search_space(search_space)
     table = search_space.get_latency_container().table()
-    return float(latency_lib.architecture_latency(search_space.best_architecture_int, table))
+    return float(ef.architecture_latency(search_space.best_architecture_int, table))
 
 
 def reset_latency(search_space: SearchSpaceModel) -> None:
     """Removes the latency container from ``search_space`` (its ``latency_type`` becomes ``None``)."""
-    _search_space(search_space)._set_latency_container(None)
+    _search_space(search_space).remove_latency_container()

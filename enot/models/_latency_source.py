@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from enot.functional._latency import LatencyTable
+from enot.functional import LatencyTable
 
 __all__ = ["LatencySource"]
 

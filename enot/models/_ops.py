@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from enot.functional._validate import check_int
 
+from enot.functional.support import check_int
 from enot.models._registry import build_searchable_op, register_searchable_op
 
 __all__ = ["SearchableFuseableSkipConv", "SearchableMobileInvertedBottleneck", "parse_op"]

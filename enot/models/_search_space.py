@@ -10,10 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from enot.functional import _latency as latency_math
-from enot.functional import _layout as layout_lib
-from enot.functional import _random, _samplers
-from enot.functional import _sampling as sampling_lib
+import enot.functional as ef
+from enot.functional import support
 from enot.models._container import SearchVariantsContainer
 from enot.models._latency_source import LatencySource
 from enot.models._portable import make_portable
@@ -65,7 +63,7 @@ class SearchSpaceModel(nn.Module):
         self.architecture_logits = nn.ParameterList(
             nn.Parameter(torch.zeros(c.n_choices, device=device)) for c in self._containers
         )
-        self._layout = layout_lib.build_layout(self, self._container_names)
+        self._layout = support.build_layout(self, self._container_names)
         self._output_distribution_optimized = False
         self._latency_container: LatencySource | None = None  # set by apply_latency_container
         self._compiled_model: nn.Module | None = None  # set by compile_paths
@@ -77,7 +75,7 @@ class SearchSpaceModel(nn.Module):
         return list(self._containers)
 
     @property
-    def layout(self) -> layout_lib.SearchSpaceLayout:
+    def layout(self) -> ef.SearchSpaceLayout:
         """Static description of the space for :mod:`enot.functional`."""
         return self._layout
 
@@ -90,9 +88,13 @@ class SearchSpaceModel(nn.Module):
         return iter(self.architecture_logits)
 
     # ------------------------------------------------------------------------------ architectures
-    def _normalize(self, architecture: Any) -> list[int]:
+    def normalize_architecture(self, architecture: Any) -> list[int]:
         """``architecture`` as ``list[int]`` (``enot.functional.validate_architecture``); ENOT's old form
-        ``[[i], [j], ...]`` (one index per entry) is read too."""
+        ``[[i], [j], ...]`` (one index per entry) is read too.
+
+        Raises:
+            TypeError, ValueError: As ``enot.functional.validate_architecture`` (naming the bad entry).
+        """
         if isinstance(architecture, (list, tuple)):
             flat = []
             for item in architecture:
@@ -102,7 +104,9 @@ class SearchSpaceModel(nn.Module):
                     item = item[0]
                 flat.append(item)
             architecture = flat
-        return layout_lib.validate_architecture(self.layout.n_choices, architecture, self._container_names)
+        return ef.validate_architecture(self.layout.n_choices, architecture, self._container_names)
+
+    _normalize = normalize_architecture  # the earlier private name
 
     def sample(self, forward_indices: Sequence[int] | Sequence[Sequence[int]]) -> None:
         """Selects an architecture.
@@ -115,7 +119,7 @@ class SearchSpaceModel(nn.Module):
                 entry is not an integer (a float, a bool...), naming the container and the allowed range.
             ValueError: On a wrong length or an index out of range (naming the container).
         """
-        architecture = self._normalize(forward_indices)
+        architecture = self.normalize_architecture(forward_indices)
         for container, index in zip(self._containers, architecture):
             container.active_index = index
 
@@ -140,9 +144,9 @@ class SearchSpaceModel(nn.Module):
             key: An ``enot.functional.random`` key to draw from (the same key, the same architecture).
         """
         if key is None:
-            key = _random.key(int(torch.randint(0, 2**62, (), generator=generator)))
-        inputs = _samplers.SamplingInputs(self.layout.n_choices)
-        architecture = _samplers.sample_architectures(key, "uniform", inputs)[0]
+            key = ef.random.key(int(torch.randint(0, 2**62, (), generator=generator)))
+        inputs = ef.SamplingInputs(self.layout.n_choices)
+        architecture = ef.sample_architectures(key, "uniform", inputs)[0]
         self.sample(architecture)
         return architecture
 
@@ -160,7 +164,7 @@ class SearchSpaceModel(nn.Module):
     @property
     def best_architecture_int(self) -> list[int]:
         """The candidate of highest probability in every container (lowest index on ties)."""
-        return sampling_lib.best_architecture(tuple(self.architecture_logits))
+        return ef.best_architecture(tuple(self.architecture_logits))
 
     @property
     def architecture_probabilities(self) -> list[torch.Tensor]:
@@ -199,7 +203,7 @@ class SearchSpaceModel(nn.Module):
         It holds copies of the shared weights and buffers on that path and, in ``eval()``, computes
         the same outputs as the search space with that architecture selected.
         """
-        architecture = self._normalize(indices)
+        architecture = self.normalize_architecture(indices)
         chosen = dict(zip(self._containers, architecture))
         model = _copy_without_containers(self.original_model, chosen)
         return make_portable(model)
@@ -234,7 +238,7 @@ class SearchSpaceModel(nn.Module):
             RuntimeError: If no latency container is applied.
         """
         table = self.get_latency_container().table(dtype=torch.float64, device=self.architecture_logits[0].device)
-        return latency_math.architecture_latency(self.forward_architecture, table)
+        return ef.architecture_latency(self.forward_architecture, table)
 
     @property
     def loss_latency_expectation(self) -> torch.Tensor:
@@ -246,7 +250,7 @@ class SearchSpaceModel(nn.Module):
         Raises:
             RuntimeError: If no latency container is applied.
         """
-        return latency_math.expected_latency(tuple(self.architecture_logits), self._latency_table())
+        return ef.expected_latency(tuple(self.architecture_logits), self._latency_table())
 
     def get_latency_container(self) -> LatencySource:
         """The applied :class:`enot.latency.SearchSpaceLatencyContainer`.
@@ -285,9 +289,13 @@ class SearchSpaceModel(nn.Module):
                 f"apply_latency_container expects a SearchSpaceLatencyContainer (latency_type, constant_latency, "
                 f"table(), check_matches(), attach(), detach()), got {type(container).__name__}"
             )
-        layout_lib.check_latency_fits(self.layout)
+        support.check_latency_fits(self.layout)
         container.check_matches(self.layout.n_choices, self.layout.container_names)
         self._set_latency_container(container)
+
+    def remove_latency_container(self) -> None:
+        """Removes the latency container (``latency_type`` becomes ``None``), detaching it."""
+        self._set_latency_container(None)
 
     def _set_latency_container(self, container: LatencySource | None) -> None:
         """Replaces the latency container (``None``: removes it), detaching the previous one."""
@@ -303,7 +311,7 @@ class SearchSpaceModel(nn.Module):
         if self.__dict__.get("_latency_container") is not None:  # a copy (deepcopy, pickle) attaches its copy
             self._latency_container.attach(self)
 
-    def _latency_table(self) -> latency_math.LatencyTable:
+    def _latency_table(self) -> ef.LatencyTable:
         logits = self.architecture_logits[0]
         return self.get_latency_container().table(dtype=logits.dtype, device=logits.device)
     # ------------------------------------------------------------------ output distribution init

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import OrderedDict
 import os
 import pickle
 import random
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -342,7 +342,7 @@ def _check_model(model: nn.Module, saved: Any, architecture: Any) -> str | None:
         return f"its model state has {len(shapes)} tensors of another shape: {'; '.join(shapes[:5])}"
     if architecture is not None and _is_search_space(model):
         try:
-            model._normalize(architecture)
+            model.normalize_architecture(architecture)
         except (TypeError, ValueError) as error:
             return f"its saved architecture does not fit the search space: {error}"
     return None
@@ -352,7 +352,7 @@ def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Any) -> str | None
     problem = optimizer_state_problem(saved, optimizer.param_groups)
     if problem is not None:
         return f"its optimizer state {problem}"
-    check_enot_state = getattr(optimizer, "_check_enot_state", None)  # an ENOT optimizer (the facade is above utils)
+    check_enot_state = getattr(optimizer, "check_enot_state", None)  # an ENOT optimizer (the facade is above utils)
     if check_enot_state is not None and "enot" in saved:
         try:
             check_enot_state(saved["enot"])

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 import enot.functional as ef
-from enot.functional import _guards
-from enot.functional._validate import check_int
+from enot.functional.support import check_int, check_iterable
 
 __all__ = ["tune_bn_stats"]
 
@@ -42,7 +41,7 @@ def tune_bn_stats(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"tune_bn_stats expects an nn.Module, got {type(model).__name__}")
-    _guards.check_iterable("tune_bn_stats", "dataloader", dataloader)
+    check_iterable("tune_bn_stats", "dataloader", dataloader)
     check_int(n_steps, "n_steps", minimum=1, where="tune_bn_stats: ")
     check_int(epochs, "epochs", minimum=1, where="tune_bn_stats: ")
     buffers = dict(model.named_buffers())
