@@ -4,8 +4,11 @@ Prints, for a small MobileNet-like space on 32x32 inputs with batch 64, the medi
 pretrain step per trained path divided by the median time of one plain training step of the
 extracted network of the same path (interleaved: ours, plain, ours, plain...), and the same
 ratio for peak memory.  Target: time ratio <= 1.05, memory ratio <= 1.1.  It also times alone the
-step's guards (issue 12: the finite check of the gradients, the snapshot that a failed step is
-restored from) as a share of the enot step.  Target: the check at most 1% of a step.
+step's guards (the finite check of the gradients, the snapshot that a failed step is restored
+from, the check of the sampled architecture) as a share of the enot step, and counts the data the
+snapshot copies in a step: it is copy-on-write, so only the tensors the step writes (the batch-norm
+statistics of the sampled path) are copied, against every buffer for an eager copy.  Target: each
+guard at most 1% of a step.
 
     python benchmarks/pretrain_overhead.py [--repeats 20] [--threads N]
 """
@@ -64,7 +67,8 @@ def main() -> None:
         check = seconds(lambda: enot_opt._check_finite_grads("benchmark", "weights"))
         enot_opt.zero_grad()
         snapshot = seconds(enot_opt._snapshot)
-        guard_pairs.append((check, snapshot, ours))
+        check_arch = seconds(lambda: space.sample(arch))
+        guard_pairs.append((check, snapshot, ours, check_arch))
         ref = seconds(lambda: plain_step(net, opt, x, y))
         time_pairs.append((ours, ref))
         if r < 8:
@@ -78,15 +82,48 @@ def main() -> None:
             mem_ours = peak_bytes(enot_step)
             assert enot_opt.last_architectures == [arch]
             memory_pairs.append((mem_ours, peak_bytes(lambda: plain_step(net, opt, x, y))))
+    copied = _count_copies(enot_opt, enot_step, steps=5)  # after the loop, which replays the sampler's keys
     t_ours, t_ref, t_ratio = median_ratio(time_pairs)
     m_ours, m_ref, m_ratio = median_ratio(memory_pairs)
     print(f"threads={torch.get_num_threads()} batch={args.batch} repeats={len(time_pairs)}")
     print(f"{'metric':<38}{'enot':>12}{'plain':>12}{'ratio':>8}{'target':>8}")
     print(f"{'pretrain step per path (ms)':<38}{t_ours * 1e3:>12.2f}{t_ref * 1e3:>12.2f}{t_ratio:>8.3f}{'<=1.05':>8}")
     print(f"{'peak memory per path (MiB)':<38}{m_ours / 2**20:>12.2f}{m_ref / 2**20:>12.2f}{m_ratio:>8.3f}{'<=1.1':>8}")
-    for label, index, target in (("finite-gradient check", 0, "<=0.01"), ("failure snapshot", 1, "")):
+    for label, index in (("finite-gradient check", 0), ("failure snapshot", 1), ("architecture check", 3)):
         part, step, share = median_ratio([(g[index], g[2]) for g in guard_pairs])
-        print(f"{label + ' / enot step (ms)':<38}{part * 1e3:>12.3f}{step * 1e3:>12.2f}{share:>8.4f}{target:>8}")
+        print(f"{label + ' / enot step (ms)':<38}{part * 1e3:>12.3f}{step * 1e3:>12.2f}{share:>8.4f}{'<=0.01':>8}")
+    lazy, eager = (sum(c[i] for c in copied) / len(copied) / 2**10 for i in (0, 1))
+    print(f"{'snapshot data copied per step (KiB)':<38}{lazy:>12.1f}{eager:>12.1f}{lazy / eager:>8.3f}"
+          f"{'(lazy / eager)':>16}")
+
+
+def _count_copies(enot_opt, enot_step, steps: int) -> list[tuple[int, int]]:
+    """Runs ``steps`` steps; per step: (bytes the copy-on-write snapshot copied during the step, bytes
+    an eager copy of the buffers and existing gradients would have copied)."""
+    counts, taken = [], []
+    snapshot, run = enot_opt._snapshot, enot_opt._run_closure_guarded
+
+    def spy_snapshot():
+        taken.append(snapshot())
+        return taken[-1]
+
+    def spy_run(closure):
+        result = run(closure)
+        snap = taken.pop()
+        pairs = snap["params"] + snap["buffers"] + snap["grads"]
+        cow = getattr(torch._C, "_is_cow_tensor", None)
+        written = sum(t.nbytes for t, _ in pairs if cow is None or not cow(t))  # materialised: copied
+        eager = sum(b.nbytes for b, _ in snap["buffers"]) + sum(g.nbytes for _, g in snap["grads"])
+        counts.append((written, eager))
+        return result
+
+    enot_opt._snapshot, enot_opt._run_closure_guarded = spy_snapshot, spy_run
+    try:
+        for _ in range(steps):
+            enot_step()
+    finally:
+        del enot_opt._snapshot, enot_opt._run_closure_guarded  # the class's methods again
+    return counts
 
 
 if __name__ == "__main__":

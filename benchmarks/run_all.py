@@ -113,6 +113,34 @@ class Bench:
         ours, ref, ratio = median_ratio(self.pretrain_pairs(ef.make_apply(space), space))
         return [("eager pretrain step per path / plain step (ms)", f"{ours * 1e3:.1f}", f"{ref * 1e3:.1f}", f"{ratio:.3f}", "<= 1.03")]
 
+    def row_pretrain_facade(self) -> list[Row]:
+        """`EnotPretrainOptimizer.step` (guards included: finite-gradient check, copy-on-write failure
+        snapshot, architecture check) per path against a plain step of the same path."""
+        from enot.optimize import EnotPretrainOptimizer
+
+        space = self.space()
+        enot_opt = EnotPretrainOptimizer(space, torch.optim.SGD(space.model_parameters(), lr=0.01, momentum=0.9), seed=0)
+
+        def closure():
+            Fn.cross_entropy(space(self.x), self.y).backward()
+
+        def ours():
+            enot_opt.zero_grad()
+            enot_opt.step(closure)
+
+        nets, pairs, key = {}, [], ef.random.key(0)  # replays the optimizer's sampler to know its path
+        for r in range(3 + self.repeats):
+            key, (arch,) = ef.next_architectures(key, space.layout.n_choices, "uniform")
+            net, net_opt = self.plain(space, arch, nets)
+            self.plain_step(net, net_opt)
+            t_ours = self.time(ours)
+            t_ref = self.time(lambda: self.plain_step(net, net_opt))
+            if r >= 3:
+                pairs.append((t_ours, t_ref))
+        ours_t, ref, ratio = median_ratio(pairs)
+        return [("EnotPretrainOptimizer step per path / plain step (ms)", f"{ours_t * 1e3:.1f}", f"{ref * 1e3:.1f}",
+                 f"{ratio:.3f}", "<= 1.03")]
+
     def row_pretrain_compiled(self) -> list[Row]:
         space = self.space()
         apply = ef.make_apply(space, compile=True)
@@ -244,13 +272,13 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     parser.add_argument("--compile", action="store_true", help="also measure the compiled functional step (slow first run)")
     parser.add_argument("--only", nargs="*", default=None,
-                        help="subset of: pretrain compiled shared search memory bn selection")
+                        help="subset of: pretrain facade compiled shared search memory bn selection")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = ["cpu"] if args.device == "cpu" else ["cuda"] if args.device == "cuda" else (
         ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    wanted = set(args.only or ["pretrain", "compiled", "shared", "search", "memory", "bn", "selection"])
+    wanted = set(args.only or ["pretrain", "facade", "compiled", "shared", "search", "memory", "bn", "selection"])
     if not args.compile:
         wanted.discard("compiled")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, 32x32 inputs, "
@@ -258,7 +286,8 @@ def main() -> None:
     for device in devices:
         bench = Bench(device, args.batch, args.repeats)
         rows: list[Row] = []
-        for name, method in (("pretrain", bench.row_pretrain_eager), ("compiled", bench.row_pretrain_compiled),
+        for name, method in (("pretrain", bench.row_pretrain_eager), ("facade", bench.row_pretrain_facade),
+                             ("compiled", bench.row_pretrain_compiled),
                              ("shared", bench.row_shared_prefix), ("search", bench.row_search),
                              ("memory", bench.row_memory), ("bn", bench.row_bn_tune)):
             if name in wanted:

@@ -277,7 +277,7 @@ _BAD_ENTRIES = {
     ),
     "optimizer state shape": (
         lambda p: p["optimizer"]["state"][0].__setitem__("momentum_buffer", torch.zeros(3, 3)),
-        "'momentum_buffer' of parameter 0 has shape \\(3, 3\\)",
+        "'momentum_buffer' of parameter 0 of group 0 has shape \\(3, 3\\)",
     ),
     "enot key shape": (_set("optimizer", "enot", "key", value=torch.zeros(3, dtype=torch.int64)), "'key' must be"),
     "enot key float": (_set("optimizer", "enot", "key", value=torch.zeros(2)), "'key' must be an integer tensor"),

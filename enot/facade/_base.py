@@ -22,8 +22,22 @@ Closure = Callable[[], Any]
 
 def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
     """Raises ``ValueError`` naming every option not in ``allowed``, every accepted name (``owner``'s
-    keyword parameters too when it is a class) and the closest one (``enot.functional.support.check_options``)."""
-    support.check_options(owner, options, allowed)
+    keyword parameters too when it is a class) and the closest one (``enot.functional.support.check_options``);
+    an option (or a typo of one) that another ENOT optimizer takes is named with that class."""
+    support.check_options(owner, options, allowed, _sibling_options())
+
+
+def _sibling_options() -> dict[str, tuple[str, ...]]:
+    """Every ENOT optimizer class of the package: its name and the names it accepts (parameters and options)."""
+    found: dict[str, tuple[str, ...]] = {}
+    pending = list(BaseEnotOptimizer.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith("enot.") and not cls.__name__.startswith("_"):
+            names = (*support.accepted_keywords(cls), *getattr(cls, "_options", ()))
+            found[cls.__name__] = tuple(n for n in names if n not in ("model", "optimizer", "search_space"))
+    return found
 
 
 class BaseEnotOptimizer(torch.optim.Optimizer):
@@ -203,7 +217,7 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
             "or skip the batch)"
         )
 
-    def _check_finite_grads(self, what: str, kept: str) -> None:
+    def _check_finite_grads(self, what: str, kept: str, note: str | None = None) -> None:
         """Raises ``FloatingPointError`` naming the parameters whose ``.grad`` is not finite.
 
         It catches a non-finite loss that the closure did not return (ENOT's tutorials' closures
@@ -223,33 +237,40 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
         listed = ", ".join(repr(n) for n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise FloatingPointError(
             f"{what}: the gradient of {listed} is NaN or infinite (the loss or the backward pass was not finite); "
-            f"{self._failure_note(kept)}"
+            f"{note or self._failure_note(kept)}"
         )
 
     # --------------------------------------------------------------- a failed step changes nothing
     def _snapshot(self) -> dict[str, Any]:
         """What a :meth:`model_step` may change, to put back if it fails (subclasses extend it).
 
-        ``.grad`` is copied only where it exists (gradients pending from an earlier ``model_step`` of
-        the same ghost batch); buffers (batch-norm statistics) are copied.
+        Weights, ``.grad`` (where it exists: gradients pending from an earlier ``model_step`` of the
+        same ghost batch) and buffers (batch-norm statistics) are copied *lazily* (copy-on-write,
+        :func:`_lazy_copy`): taking the snapshot copies no data, and a tensor is copied only when the
+        step writes it (the batch-norm statistics of the sampled path, pending gradients).  A closure
+        that changes weights in place is undone too.
         """
-        params: dict[int, torch.Tensor] = {}
-        buffers: dict[int, torch.Tensor] = {}
-        for module in self._model.modules():  # one walk for both (each walk costs as much as the copies)
-            params.update((id(p), p) for p in module._parameters.values() if p is not None)
-            buffers.update((id(b), b) for b in module._buffers.values() if b is not None)
+        modules = list(self._model.modules())  # one walk for both (it costs as much as the lazy copies)
+        params = {id(p): p for m in modules for p in m._parameters.values() if p is not None}
         params.update((id(p), p) for group in self.param_groups for p in group["params"])
-        return {
-            "grads": [(p, None if p.grad is None else p.grad.detach().clone()) for p in params.values()],
-            "buffers": [(b, b.detach().clone()) for b in buffers.values()],
-            "pending": self._pending,
-        }
+        buffers = {id(b): b for m in modules for b in m._buffers.values() if b is not None}
+        with torch.no_grad():  # copies outside autograd (cheaper than a detach per tensor)
+            return {
+                "params": [(p, _lazy_copy(p)) for p in params.values()],
+                "grads": [(p, _lazy_copy(p.grad)) for p in params.values() if p.grad is not None],
+                "buffers": [(b, _lazy_copy(b)) for b in buffers.values()],
+                "pending": self._pending,
+            }
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         """Puts back what :meth:`_snapshot` saved."""
         with torch.no_grad():
-            for p, grad in snapshot["grads"]:
-                p.grad = grad
+            for p, value in snapshot["params"]:
+                if not torch.equal(p, value):  # only weights the closure wrote: a copy bumps the version
+                    p.copy_(value)
+            grads = {id(p): grad for p, grad in snapshot["grads"]}
+            for p, _ in snapshot["params"]:
+                p.grad = grads.get(id(p))  # gradients that did not exist before the step are dropped
             for b, value in snapshot["buffers"]:
                 b.copy_(value)
         self._pending = snapshot["pending"]
@@ -360,6 +381,7 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
             RuntimeError: If a closure is given while gradients from ``model_step`` are pending.
         """
         result = None
+        own_backward = closure is None and not self._pending  # the user ran backward: nothing checked it yet
         if closure is not None:
             if self._pending:
                 raise RuntimeError(
@@ -369,6 +391,12 @@ class BaseEnotOptimizer(torch.optim.Optimizer):
             result = self.model_step(closure)
         if self._reducer is not None:
             self._synchronize()
+        if own_backward:  # after the reduction, so that every rank decides alike
+            self._check_finite_grads(
+                f"{type(self).__name__}.step {self._step_count} (after your own backward)", "weights",
+                note="the wrapped optimizer did not step and nothing was changed (zero the gradients, then retry "
+                "or skip the batch)",
+            )
         self._apply()
         self._pending = False
         self._step_count += 1
@@ -387,3 +415,17 @@ def finite_or_raise(result: Any, what: str, note: str = "nothing was updated") -
         raise FloatingPointError(
             f"{what}: the closure returned a non-finite loss ({result!r}); {note}"
         )
+
+
+_LAZY_CLONE = getattr(torch, "_lazy_clone", None)  # copy-on-write clone (private in torch 2.x)
+
+
+def _lazy_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy of ``tensor`` that stays equal to its value now: copy-on-write where torch supports it
+    (``torch._lazy_clone``: no data copied until either side is written), else ``clone()``."""
+    if _LAZY_CLONE is not None:
+        try:
+            return _LAZY_CLONE(tensor)
+        except (RuntimeError, NotImplementedError, TypeError):
+            pass
+    return tensor.clone()

@@ -8,35 +8,26 @@ effect, so callers run it before they mutate anything.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
+
+import enot.functional as ef
 
 __all__ = ["check_param_groups", "latency_bound"]
 
 
 # -------------------------------------------------------------------------------------- numbers
 def latency_bound(owner: str, name: str, value: Any) -> float:
-    """``value`` as a finite float: a real number or a one-element real tensor (``min_latency`` returns one).
+    """``value`` as a finite float, read by the one bound validator (``enot.functional.check_latency_bound``:
+    a real number, a numpy number or a one-element real tensor); an infinite bound is refused here.
 
     Raises:
         TypeError: If ``value`` is not a real number or a one-element real tensor.
         ValueError: If it is NaN or infinite (an infinite bound is no bound: use ``EnotSearchOptimizer``).
     """
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
-            raise TypeError(
-                f"{owner}: {name} must be a real number or a one-element real tensor, got a {value.dtype} tensor "
-                f"of shape {tuple(value.shape)}"
-            )
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{owner}: {name} must be a finite number, got nan")
+    value = ef.check_latency_bound(value, name=name, where=f"{owner}: ")
     if math.isinf(value):
         raise ValueError(
             f"{owner}: {name}={value} is not a latency bound; for a search without a bound use "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 
 import enot.functional as ef
 from enot.distributed import check_not_ddp
-from enot.functional.support import check_callable, check_evolution_config, check_int, check_number
+from enot.functional.support import check_callable, check_evolution_config, check_int
 from enot.models import SearchSpaceModel
 
 __all__ = ["EvolutionSearch"]
@@ -38,7 +39,8 @@ class EvolutionSearch:
             architecture, higher is better (e.g. validation accuracy, or minus the loss).
         search_steps: Generations after the initial population (``>= 0``); ``evaluate_function`` runs
             at most ``population_size + search_steps * (population_size - parents)`` times.
-        max_latency_value: Latency bound (needs ``enot.latency.initialize_latency`` first); ``None``:
+        max_latency_value: Latency bound (needs ``enot.latency.initialize_latency`` first): a number, a
+            numpy number or a one-element tensor (``search_space.forward_latency``); ``None`` or ``inf``:
             no bound.
         population_size: Architectures per generation (default 20, at least 2).
         seed: Seed of the evolution's random key (default 0); the same seed and a deterministic
@@ -100,6 +102,10 @@ class EvolutionSearch:
         if getattr(search_space, "latency_type", None) is not None:
             self._table = search_space.get_latency_container().table(dtype=torch.float64)
         self._max_latency_value: float | None = None
+        if max_latency_value is not None and ef.check_latency_bound(
+            max_latency_value, name="max_latency_value", where=where
+        ) == math.inf:
+            max_latency_value = None  # no bound, as everywhere in enot.functional
         if max_latency_value is not None:
             if self._table is None:
                 raise RuntimeError(
@@ -107,14 +113,9 @@ class EvolutionSearch:
                     "enot.latency.initialize_latency(latency_type, search_space, inputs) "
                     "(or search_space.apply_latency_container(container)) first"
                 )
-            bound = check_number(max_latency_value, "max_latency_value", minimum=None, where=where)
-            minimum = float(ef.min_latency(self._table))
-            if minimum > bound:
-                raise ValueError(
-                    f"{name}: max_latency_value={bound!r} is below the minimum latency of the search space "
-                    f"({minimum!r}); no architecture meets it"
-                )
-            self._max_latency_value = bound
+            self._max_latency_value = ef.check_latency_bound(
+                max_latency_value, self._table, name="max_latency_value", where=where
+            )
 
     # ------------------------------------------------------------------------------ properties
     @property

@@ -268,7 +268,9 @@ class EnotSearchOptimizer(SearchSpaceOptimizer):
         ss = self.search_space
         reduce = None if self._reducer is None else self._reduce_tuned
         self._bn_scheme.check_reduce(reduce, where=f"{type(self).__name__}: ")
-        weights = tuple((p.data_ptr(), p._version) for p in ss.model_parameters())
+        # The storage's identity, not data_ptr(): data_ptr() asks for writable memory, which would copy the
+        # failure snapshot's copy-on-write weights (BaseEnotOptimizer._snapshot) and change the pointer.
+        weights = tuple((p.untyped_storage()._cdata, p._version) for p in ss.model_parameters())
         if weights != self._bn_cache_weights:  # statistics tuned with other weights are stale
             self._bn_cache, self._bn_cache_weights = None, weights
         items = self._next_bn_batches(self._bn_scheme.items_per_step)
@@ -431,12 +433,7 @@ class EnotFixedLatencySearchOptimizer(EnotSearchOptimizer):
         container = ss.get_latency_container()
         table = container.table(dtype=torch.float64)
         if container is not self._checked_container:
-            minimum = float(ef.min_latency(table))
-            if minimum > self._max_latency_value:
-                raise ValueError(
-                    f"{name}: max_latency_value={self._max_latency_value!r} is below the minimum latency of the "
-                    f"search space ({minimum!r}); no architecture meets it"
-                )
+            ef.check_latency_bound(self._max_latency_value, table, name="max_latency_value", where=f"{name}: ")
             self._checked_container = container
         return table
 

@@ -12,12 +12,9 @@ from typing import Any
 
 import torch
 
+from enot.utils import optimizer_state_problem
+
 __all__ = ["check_enot_entry", "check_optimizer_state", "check_param_shapes", "check_space", "param_shapes"]
-
-# Per-parameter state of torch.optim's optimizers that has the parameter's shape.
-_SHAPED_STATE = ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg", "acc_delta",
-                 "sum", "ax", "prev", "grad_avg", "mu_product")
-
 
 def param_shapes(param_groups: Sequence[Mapping[str, Any]]) -> list[list[list[int]]]:
     """Shape of every parameter of every group, as lists (what ``state_dict()["enot"]`` records)."""
@@ -94,34 +91,19 @@ def check_param_shapes(owner: str, saved: Any, param_groups: Sequence[Mapping[st
                 )
 
 
-def check_optimizer_state(owner: str, state_dict: Mapping[str, Any], param_groups: Sequence[Mapping[str, Any]]) -> None:
-    """Checks that the per-parameter state tensors of ``torch.optim``'s optimizers (``momentum_buffer``,
-    ``exp_avg``...) have the shapes of the parameters they will be attached to.
-
-    Group counts and sizes are left to ``torch.optim.Optimizer.load_state_dict``, which checks them
-    before it changes anything.
+def check_optimizer_state(owner: str, state_dict: Any, param_groups: Sequence[Mapping[str, Any]]) -> None:
+    """Checks the wrapped optimizer's part of a state dict (``enot.utils``' one check, which
+    ``load_checkpoint`` runs too): a dict with ``"state"`` and ``"param_groups"``, the group counts and
+    sizes, and per-parameter state (``momentum_buffer``, ``exp_avg``, ``exp_inf``...) of the parameters'
+    shapes.
 
     Raises:
-        ValueError: Naming the parameter, the state entry and both shapes.
+        ValueError: Naming the entry (the missing key, the group, or the parameter, the state entry
+            and both shapes).
     """
-    saved_groups, state = state_dict.get("param_groups"), state_dict.get("state")
-    if not isinstance(saved_groups, Sequence) or not isinstance(state, Mapping):
-        return  # torch.optim's own load_state_dict names what is missing
-    for g, (saved, group) in enumerate(zip(saved_groups, param_groups)):
-        if not isinstance(saved, Mapping) or not isinstance(saved.get("params"), Sequence):
-            continue
-        for i, (saved_id, param) in enumerate(zip(saved["params"], group["params"])):
-            entry = state.get(saved_id)
-            if not isinstance(entry, Mapping):
-                continue
-            for name in _SHAPED_STATE:
-                value = entry.get(name)
-                if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape != param.shape:
-                    raise ValueError(
-                        f"{owner}.load_state_dict: the state {name!r} of parameter {i} of group {g} has shape "
-                        f"{tuple(value.shape)}, the parameter {tuple(param.shape)}; the state belongs to another "
-                        "model or search space"
-                    )
+    problem = optimizer_state_problem(state_dict, param_groups)
+    if problem is not None:
+        raise ValueError(f"{owner}.load_state_dict: the optimizer state {problem}; nothing was loaded")
 
 
 def check_space(owner: str, saved: Any, n_choices: Sequence[int], container_names: Sequence[str]) -> None:

@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from enot.functional import _latency, _samplers
+from enot.functional import _latency, _selection
 
 __all__ = [
     "Estimator",
@@ -153,9 +153,4 @@ def draw_path(
     Raises:
         ValueError: On a bound without a table, or a bound no architecture of positive probability meets.
     """
-    if max_latency is None:
-        return _samplers.sample_architectures(key, "categorical", _samplers.SamplingInputs((), logits))[0]
-    if table is None:
-        raise ValueError("a latency bound needs a latency table")
-    inputs = _samplers.SamplingInputs((), logits, table, max_latency)
-    return _samplers.sample_architectures(key, "feasible", inputs)[0]
+    return _selection.sample_feasible_architecture(key, logits, table, max_latency)  # the one feasible draw

@@ -29,8 +29,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from enot.functional import _bn, _random, _sampling, _selection
-from enot.functional._latency import LatencyTable, architecture_latency, latency_table, min_latency
+from enot.functional import _bn, _random, _selection
+from enot.functional._latency import LatencyTable, check_latency_bound, latency_table
 from enot.functional._types import InputsFn, default_sample_to_model_inputs
 from enot.functional._validate import check_callable, check_int, check_number
 
@@ -126,6 +126,8 @@ def _check_problem(
     n_choices: Sequence[int] | None, table: LatencyTable | None, max_latency: float | None
 ) -> tuple[tuple[int, ...], LatencyTable | None, float | None]:
     table = _float64_table(table)
+    if max_latency is not None and check_latency_bound(max_latency) == math.inf:
+        max_latency = None  # inf: no bound, everywhere in enot.functional
     if max_latency is not None and table is None:
         raise ValueError("max_latency needs the latency table (table=...) it bounds")
     if n_choices is None:
@@ -141,14 +143,7 @@ def _check_problem(
             f"n_choices is {n_choices}"
         )
     if max_latency is not None:
-        bound = check_number(max_latency, "max_latency", minimum=None)
-        lowest = float(min_latency(table))
-        if lowest > bound:
-            raise ValueError(
-                f"max_latency={bound!r} is below the minimum latency of the search space ({lowest!r}); "
-                "no architecture meets it"
-            )
-        max_latency = bound
+        max_latency = check_latency_bound(max_latency, table)
     return n_choices, table, max_latency
 
 
@@ -184,13 +179,7 @@ def _score(evaluate: Evaluate, architecture: list[int]) -> float:
 
 def _draw(key: torch.Tensor, logits: list[torch.Tensor], table: LatencyTable | None, bound: float | None) -> list[int]:
     """One architecture from ``softmax(logits)``, restricted exactly to ``latency <= bound`` when given."""
-    if bound is None:
-        return _sampling.categorical_architecture(key, logits)
-    architecture = _selection.sample_feasible_architecture(key, logits, table, bound)
-    # The sampler guarantees it; checked again (cheap) because a pick above the bound must never pass.
-    if float(architecture_latency(architecture, table)) > bound:
-        raise RuntimeError(f"the constrained sampler returned {architecture} above the bound {bound!r}")
-    return architecture
+    return _selection.sample_feasible_architecture(key, logits, table, bound)
 
 
 def _restricted_logits(n_choices: Sequence[int], allowed: Sequence[Iterable[int] | None]) -> list[torch.Tensor]:

@@ -29,12 +29,16 @@ def accepted_keywords(owner: type | Any) -> tuple[str, ...]:
     return tuple(p.name for p in parameters if p.kind in kinds and p.name != "self")
 
 
-def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
+def check_options(
+    owner: type | str, options: Mapping[str, Any], allowed: Iterable[str], related: Mapping[str, Iterable[str]] | None = None
+) -> None:
     """Raises ``ValueError`` for every key of ``options`` not in ``allowed``.
 
     The message lists every accepted name (the constructor's keyword parameters when ``owner`` is a
     class, and the ``**options``) and suggests the closest one for each unknown name, so that a typo
-    such as ``bn_tune_batchs`` points at ``bn_tune_batches``.
+    such as ``bn_tune_batchs`` points at ``bn_tune_batches``.  ``related`` maps the names of sibling
+    classes to the names they accept: an option one of them takes (``max_latency_value`` given to the
+    plain search optimizer), or a typo of one, is named with the class that takes it.
     """
     allowed = sorted(allowed)
     unknown = sorted(set(options) - set(allowed))
@@ -43,12 +47,21 @@ def check_options(owner: type | str, options: Mapping[str, Any], allowed: Iterab
     name = owner if isinstance(owner, str) else owner.__name__
     keywords = [] if isinstance(owner, str) else [k for k in accepted_keywords(owner) if k not in allowed]
     every = sorted({*keywords, *allowed})
-    suggestions = []
+    related = {k: set(v) for k, v in (related or {}).items() if k != name}
+    suggestions, elsewhere = [], []
     for bad in unknown:
         close = difflib.get_close_matches(str(bad), every, n=1, cutoff=0.6)
         if close:
             suggestions.append(f"{close[0]!r}" if len(unknown) == 1 else f"{close[0]!r} for {bad!r}")
+            continue
+        theirs = sorted({n for names in related.values() for n in names})
+        match = bad if bad in theirs else next(iter(difflib.get_close_matches(str(bad), theirs, n=1, cutoff=0.8)), None)
+        if match is not None:
+            owners = sorted(k for k, names in related.items() if match in names)
+            said = f"{bad!r} is" if match == bad else f"{bad!r} looks like {match!r}, which is"
+            elsewhere.append(f"{said} an option of {' and '.join(owners)}, not of {name}")
     hint = f" (did you mean {', '.join(suggestions)}?)" if suggestions else ""
+    hint += "".join(f"; {note}" for note in elsewhere)
     accepted = f"keyword parameters {keywords}, options {allowed or 'none'}" if keywords else f"options {allowed or 'none'}"
     raise ValueError(f"{name} got unknown options {unknown}{hint}; accepted: {accepted}")
 

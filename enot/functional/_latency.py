@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from enot.functional import _layout
-from enot.functional._validate import check_int
+from enot.functional._validate import check_bound_value, check_int
 
 __all__ = [
     "LatencyDistribution",
     "LatencyTable",
     "architecture_latency",
+    "check_latency_bound",
     "enumerate_latencies",
     "expected_latency",
     "latency_distribution",
@@ -192,18 +193,23 @@ def latency_penalty(
     a penalty of the order of ``weight``, not ``weight / 1e-12``.  Zero while the expected latency is
     within the bound: it only pulls back a distribution that drifted above it.
 
+    ``max_latency`` ``inf`` is no bound: the penalty is 0 (still a function of the logits).
+
     Returns:
         A 0-d tensor in the logits' dtype.
 
     Raises:
-        ValueError: If ``max_latency`` is negative or not finite, or ``weight`` is negative.
+        ValueError: If ``max_latency`` is negative or NaN, or ``weight`` is negative.
+        TypeError: If ``max_latency`` is not a real number or a one-element real tensor.
     """
-    max_latency = float(max_latency)
-    if not math.isfinite(max_latency) or max_latency < 0:
-        raise ValueError(f"max_latency must be finite and >= 0, got {max_latency!r}")
+    max_latency = check_bound_value(max_latency, "max_latency")
+    if max_latency < 0:
+        raise ValueError(f"max_latency must be >= 0 (or inf: no bound), got {max_latency!r}")
     if not weight >= 0:
         raise ValueError(f"the penalty weight must be >= 0, got {weight!r}")
     expectation = expected_latency(logits, table)
+    if max_latency == math.inf:
+        return weight * torch.relu(expectation * 0.0 - 1.0)
     if max_latency > 0:
         return weight * torch.relu(expectation / max_latency - 1.0)
     scale = float(max_latency_fn(table)) or 1.0
@@ -215,6 +221,39 @@ def _accumulate(table: LatencyTable, terms: Sequence[torch.Tensor]) -> torch.Ten
     # table) bit for bit and every feasibility test agrees.
     value = latency_sum(table.constant, [float(t) for t in terms])
     return torch.tensor(value, dtype=torch.float64, device=table.operations[0].device)
+
+
+def check_latency_bound(
+    value: Any, table: LatencyTable | None = None, *, name: str = "max_latency", where: str = ""
+) -> float:
+    """A latency bound as a float, refused when no architecture of ``table`` meets it.
+
+    The one check of a bound in ``enot``: a real number, a numpy number or a one-element real
+    tensor is read as its float; ``inf`` means *no bound* (every architecture is feasible).  With a
+    table, a bound below :func:`min_latency` is refused, with the minimum in the message.
+
+    Args:
+        value: The bound.
+        table: The latency table it bounds (``None``: the type check only).
+        name: The argument's name in messages (``max_latency_value`` in the optimizers).
+        where: Prefix of messages (``"EvolutionSearch: "``).
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        TypeError: If ``value`` is not a real number or a one-element real tensor.
+        ValueError: If it is NaN, or below the minimum latency of ``table``.
+    """
+    bound = check_bound_value(value, name, where=where)
+    if table is not None:
+        lowest = float(min_latency(table))
+        if lowest > bound:
+            raise ValueError(
+                f"{where}{name}={bound!r} is below the minimum latency of the search space ({lowest!r}); no "
+                f"architecture meets it (use a bound of at least {lowest!r}, or inf for no bound)"
+            )
+    return bound
 
 
 def min_latency(table: LatencyTable) -> torch.Tensor:

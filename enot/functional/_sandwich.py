@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 
 from enot.functional import _random, _sampling
-from enot.functional._layout import SearchSpaceLayout
+from enot.functional._layout import SearchSpaceLayout, validate_architecture
 
 __all__ = ["Sandwich", "check_sandwich", "distillation_loss", "extreme_architectures", "sandwich_architectures"]
 
@@ -40,18 +40,17 @@ class Sandwich(NamedTuple):
 
 
 def check_sandwich(sandwich: Sandwich, n_choices: Sequence[int]) -> Sandwich:
-    """``sandwich`` with its architectures as tuples; ``ValueError``/``TypeError`` naming a bad field."""
+    """``sandwich`` with its architectures as tuples of ints (read by :func:`validate_architecture`: numpy
+    and tensor integers are accepted, floats, bools and out-of-range indices refused); ``ValueError``/
+    ``TypeError`` naming a bad field."""
     if not isinstance(sandwich, Sandwich):
         raise TypeError(f"sandwich must be an enot.functional.Sandwich, got {sandwich!r}")
     arches = {}
     for field in ("largest", "smallest"):
-        arch = tuple(getattr(sandwich, field))
-        if len(arch) != len(n_choices) or any(
-            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n for i, n in zip(arch, n_choices)
-        ):
-            raise ValueError(f"sandwich.{field} must hold one candidate index per container within {tuple(n_choices)}, "
-                             f"got {list(arch)}")
-        arches[field] = arch
+        try:  # the one architecture check (enot.functional.validate_architecture)
+            arches[field] = tuple(validate_architecture(n_choices, getattr(sandwich, field)))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"sandwich.{field}: {error}") from None
     if isinstance(sandwich.n_random, bool) or not isinstance(sandwich.n_random, int) or sandwich.n_random < 0:
         raise ValueError(f"sandwich.n_random must be an integer >= 0, got {sandwich.n_random!r}")
     if not isinstance(sandwich.distill, bool):

@@ -22,13 +22,18 @@ import heapq
 import math
 import sys
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from enot.functional import _random
-from enot.functional._latency import LatencyTable, float64_operations, latency_sum
+from enot.functional import _random, _sampling
+from enot.functional._latency import (
+    LatencyTable,
+    check_latency_bound,
+    float64_operations,
+    latency_sum,
+)
 from enot.functional._validate import check_int
 
 __all__ = [
@@ -69,22 +74,11 @@ def _sequential_latency(constant: float, ops: list[np.ndarray], architecture: Se
     return latency_sum(constant, (o[k] for o, k in zip(ops, architecture)))
 
 
-def _check_bound(table: LatencyTable, bound: float) -> tuple[float, list[np.ndarray]]:
-    if isinstance(bound, bool) or not isinstance(bound, (int, float, np.floating)) and not (
-        isinstance(bound, torch.Tensor) and bound.numel() == 1
-    ):
-        raise TypeError(f"the latency bound must be a number, got {bound!r}")
-    bound = float(bound)
-    if math.isnan(bound):
-        raise ValueError("the latency bound is NaN")
+def _check_bound(table: LatencyTable, bound: Any) -> tuple[float, float, list[np.ndarray]]:
+    """``(bound, constant, ops)``: the bound read by :func:`check_latency_bound` (refused below the
+    minimum latency; ``inf`` is no bound) and the table in float64."""
     constant, ops = _latencies(table)
-    lowest = _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
-    if lowest > bound:
-        raise ValueError(
-            f"latency bound {bound!r} is below the minimum latency of the search space ({lowest!r}); "
-            f"no architecture meets it, use a bound of at least {lowest!r}"
-        )
-    return constant, ops
+    return check_latency_bound(bound, table), constant, ops
 
 
 def _no_finite_feasible(bound: float, what: str) -> ValueError:
@@ -134,8 +128,7 @@ def select_architecture(
             logits, scores and table disagree.
         TypeError: If ``max_latency`` is not a number.
     """
-    constant, ops = _check_bound(table, max_latency)
-    bound = float(max_latency)
+    bound, constant, ops = _check_bound(table, max_latency)
     n_choices = [o.size for o in ops]
     values = _scores(scores if scores is not None else _log_probabilities(logits), n_choices)
     n = len(ops)
@@ -215,8 +208,7 @@ def top_k_architectures(
         TypeError: If ``max_latency`` is not a number or ``k`` not an integer.
     """
     check_int(k, "k", minimum=1)
-    constant, ops = _check_bound(table, max_latency)
-    bound = float(max_latency)
+    bound, constant, ops = _check_bound(table, max_latency)
     values = _scores(scores if scores is not None else _log_probabilities(logits), [o.size for o in ops])
 
     def best(allowed: list[np.ndarray]) -> tuple[float, float, list[int]] | None:
@@ -365,9 +357,10 @@ def _lp_rounding_lower_bound(
     architecture = [int(h.items[0]) for h in hulls]
     position = [0] * len(hulls)
     total = _sequential_latency(constant, ops, architecture)
-    segments = sorted(
-        ((-float(dv / dl), c, s) for c, h in enumerate(hulls) for s, (dl, dv) in enumerate(zip(h.dl, h.dv))),
-    )
+    with np.errstate(over="ignore"):  # a subnormal latency step: an infinite slope, taken first
+        segments = sorted(
+            ((-float(dv / dl), c, s) for c, h in enumerate(hulls) for s, (dl, dv) in enumerate(zip(h.dl, h.dv))),
+        )
     blocked = [False] * len(hulls)
     for _, c, s in segments:
         if blocked[c] or s != position[c]:
@@ -396,6 +389,7 @@ def feasible_alternatives(architecture: Sequence[int], table: LatencyTable, max_
     constant, ops = _latencies(table)
     if max_latency is None:
         return [torch.ones(o.size, dtype=torch.bool) for o in ops]
+    max_latency = check_latency_bound(max_latency)
     chosen = np.array([o[k] for o, k in zip(ops, architecture)])
     prefix = np.empty(len(ops))
     running = np.float64(constant)
@@ -412,31 +406,44 @@ def feasible_alternatives(architecture: Sequence[int], table: LatencyTable, max_
 
 
 def _proposal_tables(
-    probs: list[np.ndarray], units: list[np.ndarray], budget: int
+    logp: list[np.ndarray], units: list[np.ndarray], budget: int
 ) -> list[np.ndarray]:
-    """``mass[c][r]`` proportional to the probability that containers ``c..`` use at most ``r`` units."""
-    mass = [np.zeros(0)] * (len(probs) + 1)
-    mass[-1] = np.ones(budget + 1)
-    for c in range(len(probs) - 1, -1, -1):
-        nxt = mass[c + 1]
-        cur = np.zeros(budget + 1)
-        for p, u in zip(probs[c], units[c]):
-            if p > 0 and u <= budget:
-                cur[u:] += p * nxt[: budget + 1 - u]
-        top = cur.max()
-        mass[c] = cur / top if top > 0 else cur
+    """``mass[c][r]``: the log of a quantity proportional to the probability that containers ``c..``
+    use at most ``r`` units (log space: probabilities of ``exp(-800)`` do not underflow to 0)."""
+    mass = [np.zeros(0)] * (len(logp) + 1)
+    mass[-1] = np.zeros(budget + 1)
+    for c in range(len(logp) - 1, -1, -1):
+        terms = np.full((len(logp[c]), budget + 1), -np.inf)
+        for k, (lp, u) in enumerate(zip(logp[c], units[c])):
+            if lp > -np.inf and u <= budget:
+                terms[k, u:] = lp + mass[c + 1][: budget + 1 - u]
+        mass[c] = _log_sum(terms)
     return mass
+
+
+def _log_sum(terms: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(terms), axis=0))`` shifted so that its largest entry is 0 (``-inf`` stays ``-inf``)."""
+    top = terms.max(axis=0)
+    safe = np.where(top > -np.inf, top, 0.0)
+    with np.errstate(divide="ignore"):
+        total = np.log(np.exp(terms - safe).sum(axis=0)) + safe
+    best = total.max()
+    return total - best if best > -np.inf else total
 
 
 def sample_feasible_architecture(
     key: torch.Tensor,
     logits: Sequence[torch.Tensor],
-    table: LatencyTable,
-    max_latency: float,
+    table: LatencyTable | None,
+    max_latency: float | None,
     *,
     bins: int = _START_BINS,
 ) -> list[int]:
     """An architecture drawn from ``softmax(logits)`` restricted to ``latency <= max_latency``, exactly.
+
+    The one way ``enot`` draws a feasible architecture (the search step, the ``"feasible"`` sampler
+    and evolution call it).  ``max_latency`` ``None`` or ``inf``: no bound, the draw is
+    :func:`enot.functional.categorical_architecture` (``table`` may then be ``None``).
 
     Each candidate's latency above its container's minimum is rounded *down* to a grid of ``bins``
     steps spanning the slack ``max_latency - min_latency``; the rounded sum of every feasible
@@ -453,31 +460,38 @@ def sample_feasible_architecture(
     Args:
         key: Random key (not consumed).
         logits: One 1-D tensor per container.
-        table: Latency table with the same candidate counts.
-        max_latency: The bound.
+        table: Latency table with the same candidate counts (may be ``None`` without a bound).
+        max_latency: The bound (``None`` or ``inf``: none).
         bins: Initial grid size (refined up to ``2**16`` when draws are rejected).
 
     Raises:
-        ValueError: If the bound is below the minimum latency (stating the minimum), if every
-            architecture within the bound has probability 0 (``-inf`` logits; says so), or shapes
-            disagree.
+        ValueError: If the bound is below the minimum latency (stating the minimum), NaN, given
+            without a table, if every architecture within the bound has probability 0 (``-inf``
+            logits, not a small probability that underflows: the draw works in log space; says so),
+            or shapes disagree.
+        TypeError: If the bound is not a real number or a one-element real tensor.
         RuntimeError: If draws keep being rejected and the exact programme would hold more than
             ``2**20`` partial sums (a vanishing feasible share on a huge space).
     """
-    constant, ops = _check_bound(table, max_latency)
-    bound = float(max_latency)
     check_int(bins, "bins", minimum=1)
-    probs = _feasible_probabilities(constant, ops, logits, table, bound)
+    if max_latency is None:
+        return _sampling.categorical_architecture(key, logits)
+    if table is None:
+        raise ValueError("a latency bound needs a latency table (table=...)")
+    bound, constant, ops = _check_bound(table, max_latency)
+    logp = _feasible_log_probabilities(constant, ops, logits, table, bound)
+    if bound == math.inf:  # no bound: the unrestricted draw (as with max_latency=None)
+        return _sampling.categorical_architecture(key, logits)
     g = _random.generator(key)
     grid = bins
     for _ in range(_GRID_ROUNDS):
-        proposal = _GridProposal(constant, ops, probs, bound, grid)
+        proposal = _GridProposal(constant, ops, logp, bound, grid)
         for _ in range(_TRIES_PER_GRID):
             architecture = proposal.draw(g)
             if _sequential_latency(constant, ops, architecture) <= bound:
                 return architecture
         grid = min(grid * 2, _MAX_BINS)
-    return _exact_draw(constant, ops, probs, bound, g)
+    return _exact_draw(constant, ops, logp, bound, g)
 
 
 # Grid rounds before the exact fallback (the grid doubles each round up to _MAX_BINS).
@@ -485,32 +499,35 @@ _GRID_ROUNDS = 8
 _MAX_PARTIAL_SUMS = 1 << 20
 
 
-def _feasible_probabilities(
+def _feasible_log_probabilities(
     constant: float, ops: list[np.ndarray], logits: Sequence[torch.Tensor], table: LatencyTable, bound: float
 ) -> list[np.ndarray]:
-    """``softmax(logits)`` per container with the candidates that fit no feasible architecture zeroed.
+    """``log_softmax(logits)`` per container, ``-inf`` on the candidates that fit no feasible architecture.
 
-    Raises ``ValueError`` when no architecture of positive probability is feasible.
+    Everything downstream stays in log space, so a candidate of probability ``exp(-800)`` keeps its
+    share instead of underflowing to 0.  Raises ``ValueError`` when every feasible architecture has
+    probability 0 (a ``-inf`` log-probability), as :func:`select_architecture` does.
     """
-    probs = [np.exp(lp.numpy()) for lp in _log_probabilities(logits)]
-    _scores(probs, [o.size for o in ops])
+    logp = [lp.numpy().copy() for lp in _log_probabilities(logits)]
+    _scores(logp, [o.size for o in ops])
     # Candidates infeasible even with every other container at its fastest never appear in a
     # feasible architecture (rounded addition is monotonic): drop them from the proposal exactly.
     fastest = [int(np.argmin(o)) for o in ops]
-    for p, mask in zip(probs, feasible_alternatives(fastest, table, bound)):
-        p *= mask.numpy()
+    for lp, mask in zip(logp, feasible_alternatives(fastest, table, bound)):
+        lp[~mask.numpy()] = -np.inf
     # The fastest architecture among candidates of positive probability decides whether any is feasible.
-    if any(not (p > 0).any() for p in probs) or _sequential_latency(
-        constant, ops, [int(np.nonzero(p > 0)[0][np.argmin(o[p > 0])]) for o, p in zip(ops, probs)]
+    alive = [lp > -np.inf for lp in logp]
+    if any(not a.any() for a in alive) or _sequential_latency(
+        constant, ops, [int(np.nonzero(a)[0][np.argmin(o[a])]) for o, a in zip(ops, alive)]
     ) > bound:
-        raise _no_finite_feasible(bound, "probability (every one has probability 0)")
-    return probs
+        raise _no_finite_feasible(bound, "log-probability")
+    return logp
 
 
 class _GridProposal:
-    """Exact draws from ``p`` restricted to the superset ``A`` of the feasible set a grid admits."""
+    """Exact draws from ``p`` restricted to the superset ``A`` of the feasible set a grid admits (log space)."""
 
-    def __init__(self, constant: float, ops: list[np.ndarray], probs: list[np.ndarray], bound: float, grid: int):
+    def __init__(self, constant: float, ops: list[np.ndarray], logp: list[np.ndarray], bound: float, grid: int):
         lows = [o.min() for o in ops]
         excess = [o - low for o, low in zip(ops, lows)]
         slack = bound - _sequential_latency(constant, ops, [int(np.argmin(o)) for o in ops])
@@ -526,19 +543,25 @@ class _GridProposal:
         self.budget = int(math.ceil(max(slack, 0.0) / step)) + len(ops) + 1  # one spare unit per rounding
         with np.errstate(over="ignore"):
             self.units = [np.minimum(np.floor(e / step), self.budget + 1).astype(np.int64) for e in excess]
-        self.probs = probs
-        self.mass = _proposal_tables(probs, self.units, self.budget)
+        self.logp = logp
+        self.mass = _proposal_tables(logp, self.units, self.budget)
 
     def draw(self, g: torch.Generator) -> list[int]:
         architecture, left = [], self.budget
-        uniforms = torch.rand(len(self.probs), generator=g, dtype=torch.float64).numpy()
-        for c, (p, units) in enumerate(zip(self.probs, self.units)):
+        uniforms = torch.rand(len(self.logp), generator=g, dtype=torch.float64).numpy()
+        for c, (lp, units) in enumerate(zip(self.logp, self.units)):
             fits = units <= left
-            weights = np.where(fits, p * self.mass[c + 1][np.clip(left - units, 0, self.budget)], 0.0)
-            k = _categorical(weights, uniforms[c])
+            weights = np.where(fits, lp + self.mass[c + 1][np.clip(left - units, 0, self.budget)], -np.inf)
+            k = _categorical(_exp_shifted(weights), uniforms[c])
             architecture.append(k)
             left -= int(units[k])
         return architecture
+
+
+def _exp_shifted(log_weights: np.ndarray) -> np.ndarray:
+    """``exp(log_weights - max)``: weights of the same ratios, the largest 1 (no underflow to all zeros)."""
+    top = log_weights.max()
+    return np.exp(log_weights - top) if top > -np.inf else np.zeros_like(log_weights)
 
 
 def _categorical(weights: np.ndarray, uniform: float) -> int:
@@ -551,14 +574,15 @@ def _categorical(weights: np.ndarray, uniform: float) -> int:
     return k
 
 
-def _exact_draw(constant: float, ops: list[np.ndarray], probs: list[np.ndarray], bound: float, g: torch.Generator) -> list[int]:
-    """An exact draw by a programme over the distinct partial sums ``constant + o_0 + ... + o_c``."""
+def _exact_draw(constant: float, ops: list[np.ndarray], logp: list[np.ndarray], bound: float, g: torch.Generator) -> list[int]:
+    """An exact draw by a programme over the distinct partial sums ``constant + o_0 + ... + o_c`` (log space)."""
     # Forward: the partial sums reachable by candidates of positive probability whose fastest
     # completion still fits (rounded addition is monotonic, so no feasible architecture is lost).
-    fastest = [float(o[p > 0].min()) for o, p in zip(ops, probs)]
+    alive = [lp > -np.inf for lp in logp]
+    fastest = [float(o[a].min()) for o, a in zip(ops, alive)]
     layers: list[np.ndarray] = [np.array([np.float64(constant)])]
-    for c, (o, p) in enumerate(zip(ops, probs)):
-        sums = np.unique((layers[-1][:, None] + o[p > 0][None, :]).reshape(-1))
+    for c, (o, a) in enumerate(zip(ops, alive)):
+        sums = np.unique((layers[-1][:, None] + o[a][None, :]).reshape(-1))
         completion = sums.copy()
         for low in fastest[c + 1 :]:
             completion = completion + low
@@ -568,24 +592,24 @@ def _exact_draw(constant: float, ops: list[np.ndarray], probs: list[np.ndarray],
                 "sample_feasible_architecture: the feasible set holds a vanishing share of the distribution "
                 f"and the exact fallback would track more than {_MAX_PARTIAL_SUMS} partial latency sums"
             )
-    # Backward: mass[c][i] is proportional to the probability that containers c.. complete the partial
-    # sum layers[c][i] feasibly (every layer is non-empty: a feasible architecture of positive
-    # probability exists, checked by _feasible_probabilities).
+    # Backward: mass[c][i] is the log of a quantity proportional to the probability that containers c..
+    # complete the partial sum layers[c][i] feasibly (every layer is non-empty: a feasible architecture of
+    # positive probability exists, checked by _feasible_log_probabilities).
     mass = [np.zeros(0)] * len(layers)
-    mass[-1] = np.ones(layers[-1].size)
+    mass[-1] = np.zeros(layers[-1].size)
     for c in range(len(ops) - 1, -1, -1):
-        mass[c] = (_lookup(layers[c + 1], mass[c + 1], layers[c][:, None] + ops[c][None, :]) * probs[c]).sum(1)
-        mass[c] = mass[c] / mass[c].max()
+        mass[c] = _log_sum((_lookup(layers[c + 1], mass[c + 1], layers[c][:, None] + ops[c][None, :]) + logp[c]).T)
     architecture, partial = [], np.float64(constant)
     uniforms = torch.rand(len(ops), generator=g, dtype=torch.float64).numpy()
     for c, o in enumerate(ops):
-        k = _categorical(_lookup(layers[c + 1], mass[c + 1], partial + o) * probs[c], uniforms[c])
+        weights = _lookup(layers[c + 1], mass[c + 1], partial + o) + logp[c]
+        k = _categorical(_exp_shifted(weights), uniforms[c])
         architecture.append(k)
         partial = partial + o[k]
     return architecture
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """``values[i]`` where ``queries == keys[i]`` (``keys`` sorted), 0 where a query is not a key."""
+    """``values[i]`` where ``queries == keys[i]`` (``keys`` sorted), ``-inf`` (log 0) where a query is not a key."""
     pos = np.clip(np.searchsorted(keys, queries), 0, keys.size - 1)
-    return np.where(keys[pos] == queries, values[pos], 0.0)
+    return np.where(keys[pos] == queries, values[pos], -np.inf)

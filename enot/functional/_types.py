@@ -26,5 +26,15 @@ def default_sample_to_model_inputs(sample: Any) -> tuple[tuple[Any, ...], dict[s
     """Maps a dataloader item ``(inputs, target, ...)`` to model inputs ``((inputs,), {})``.
 
     A custom mapping takes one dataloader item and returns ``(args_tuple, kwargs_dict)``.
+
+    Raises:
+        TypeError: If the item is a bare tensor (a loader of inputs without labels): its first row
+            would be taken for the batch; the message says how to pass such a loader.
     """
+    if isinstance(sample, torch.Tensor):
+        raise TypeError(
+            f"the data loader yields bare tensors (shape {tuple(sample.shape)}), but the default "
+            "sample_to_model_inputs expects items (inputs, labels, ...) and takes item[0]; for a loader of inputs "
+            "only, pass sample_to_model_inputs=lambda batch: ((batch,), {})"
+        )
     return (sample[0],), {}

@@ -7,9 +7,12 @@ is allowed.  ``where`` prefixes the message (``"tune_bn_stats: "``).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
-__all__ = ["check_callable", "check_int", "check_number"]
+import torch
+
+__all__ = ["check_bound_value", "check_callable", "check_int", "check_number"]
 
 
 def _int_phrase(minimum: int) -> str:
@@ -58,4 +61,32 @@ def check_callable(value: Any, name: str, *, where: str = "") -> Any:
     """
     if not callable(value):
         raise TypeError(f"{where}{name} must be callable, got {value!r}")
+    return value
+
+
+def check_bound_value(value: Any, name: str = "max_latency", *, where: str = "") -> float:
+    """``float(value)`` for a latency bound: a real number (``int``, ``float``, a numpy number) or a
+    one-element real tensor (``min_latency`` and ``forward_latency`` return 0-d ones).
+
+    The one bound validator of ``enot``: every function and class that takes a latency bound reads it
+    here, so they accept and refuse the same values.  ``inf`` is returned as is and means *no bound*
+    everywhere in :mod:`enot.functional` (every architecture is feasible); whether a bound is
+    reachable is checked against a table by ``enot.functional.check_latency_bound``.
+
+    Raises:
+        TypeError: If ``value`` is not a real number or a one-element real tensor (``bool`` included).
+        ValueError: If it is NaN.
+    """
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(
+                f"{where}{name} must be a real number or a one-element real tensor, got a {value.dtype} tensor "
+                f"of shape {tuple(value.shape)}"
+            )
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}{name} must be a real number, got {value!r} ({type(value).__name__}); a latency bound is a number or a one-element real tensor")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{where}{name} must be a number, not NaN (a latency bound; inf: none), got nan")
     return value

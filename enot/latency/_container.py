@@ -217,12 +217,17 @@ class SearchSpaceLatencyContainer:
             latency_type: If given, the file must hold this type.
 
         Raises:
-            ValueError: If the file is not valid JSON of this format and version, holds a negative,
+            ValueError: If the file is not UTF-8 text, not valid JSON of this format and version, holds a negative,
                 NaN or infinite latency, or a latency type other than ``latency_type``; on an instance
                 applied to a search space, if its container or candidate counts do not fit that space.
         """
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{os.fspath(path)!r} is not a latency container file (not UTF-8 text: byte {error.object[error.start]:#04x} "
+                f"at offset {error.start}; save_to_file writes UTF-8 JSON)"
+            ) from None
         except json.JSONDecodeError as error:
             raise ValueError(f"{os.fspath(path)!r} is not a latency container file (invalid JSON: {error})") from None
         if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:

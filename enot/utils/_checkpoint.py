@@ -44,17 +44,13 @@ import torch
 from torch import nn
 
 from enot.utils._atomic import atomic_write
+from enot.utils._optim_state import optimizer_state_problem
 
 __all__ = ["Restored", "load_checkpoint", "save_checkpoint"]
 
 _FORMAT = "enot-checkpoint"
 _VERSION = 1
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
-# Per-parameter state of torch.optim optimizers that has the parameter's shape.
-_PARAM_SHAPED_STATE = (
-    "momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "exp_inf", "sum", "square_avg", "acc_delta",
-    "grad_avg", "ax", "prev", "step_size",
-)
 _PLAIN = (type(None), bool, int, float, str)
 
 
@@ -353,35 +349,9 @@ def _check_model(model: nn.Module, saved: Any, architecture: Any) -> str | None:
 
 
 def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Any) -> str | None:
-    if not isinstance(saved, Mapping) or not isinstance(saved.get("state"), Mapping) or not isinstance(
-        saved.get("param_groups"), (list, tuple)
-    ):
-        return "its 'optimizer' entry is not an optimizer state dict (with 'state' and 'param_groups')"
-    groups = optimizer.param_groups
-    saved_groups = saved["param_groups"]
-    if len(saved_groups) != len(groups):
-        return f"its optimizer state has {len(saved_groups)} parameter groups, the optimizer {len(groups)}"
-    for g, (group, saved_group) in enumerate(zip(groups, saved_groups)):
-        if not isinstance(saved_group, Mapping) or not isinstance(saved_group.get("params"), (list, tuple)):
-            return f"its optimizer parameter group {g} has no 'params' list"
-        if len(saved_group["params"]) != len(group["params"]):
-            return (
-                f"its optimizer parameter group {g} holds {len(saved_group['params'])} parameters, the "
-                f"optimizer's {len(group['params'])}"
-            )
-    index = {i: p for saved_group, group in zip(saved_groups, groups) for i, p in zip(saved_group["params"], group["params"])}
-    for i, entry in saved["state"].items():
-        if i not in index:
-            return f"its optimizer state has an entry for parameter {i!r}, which no parameter group lists"
-        if not isinstance(entry, Mapping):
-            return f"its optimizer state of parameter {i!r} is a {type(entry).__name__}, not a dict"
-        for name in _PARAM_SHAPED_STATE:
-            value = entry.get(name)
-            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != index[i].shape:
-                return (
-                    f"its optimizer state {name!r} of parameter {i!r} has shape {tuple(value.shape)}, the "
-                    f"parameter {tuple(index[i].shape)}"
-                )
+    problem = optimizer_state_problem(saved, optimizer.param_groups)
+    if problem is not None:
+        return f"its optimizer state {problem}"
     check_enot_state = getattr(optimizer, "check_enot_state", None)  # an ENOT optimizer (the facade is above utils)
     if check_enot_state is not None and "enot" in saved:
         try:
@@ -455,23 +425,51 @@ def load_checkpoint(
             functional state's structure or the random states do not fit.
     """
     path = Path(path)
+    payload = _open_payload(path, map_location)
+    restore_rng = restore_rng and "rng" in payload
+    objects = _Objects(model, optimizer, scheduler, scaler)
+    restored_state, problem = _validate_payload(path, payload, objects, state, restore_rng)
+    if problem is not None:
+        raise ValueError(f"load_checkpoint: {str(path)!r}: {problem}; nothing was changed")
+    _apply_payload(payload, objects, restore_rng)
+    return Restored(restored_state, dict(payload.get("extra", {})))
+
+
+class _Objects(NamedTuple):
+    """What :func:`load_checkpoint` restores in place (``None``: not asked for)."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+
+
+def _open_payload(path: Path, map_location: Any) -> dict[str, Any]:
+    """The checkpoint's dict, once the file is known to be an ``enot`` checkpoint this version reads."""
     payload = _read(path, map_location, "load_checkpoint")
-
-    def fail(problem: str) -> ValueError:
-        return ValueError(f"load_checkpoint: {str(path)!r}: {problem}; nothing was changed")
-
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(f"load_checkpoint: {str(path)!r} is not a checkpoint written by enot.utils.save_checkpoint")
     version = payload.get("version", 0)
     if not isinstance(version, int) or version > _VERSION:
         raise ValueError(f"load_checkpoint: {str(path)!r} has format version {version!r}; this enot reads up to {_VERSION}")
+    return payload
+
+
+def _validate_payload(
+    path: Path, payload: dict[str, Any], objects: _Objects, state: Any, restore_rng: bool
+) -> tuple[Any, str | None]:
+    """``(rebuilt functional state, the first problem or None)``; changes nothing.
+
+    Raises:
+        ValueError: If an entry asked for was not saved.
+    """
 
     def entry(name: str) -> Any:
         if name not in payload:
             raise ValueError(f"load_checkpoint: {str(path)!r} holds no {name!r} entry (it was not saved)")
         return payload[name]
 
-    # 1. Validate everything; nothing is changed yet.
+    model, optimizer, scheduler, scaler = objects
     problems = []
     if model is not None:
         problems.append(_check_model(model, entry("model"), payload.get("architecture")))
@@ -485,7 +483,7 @@ def load_checkpoint(
     if state is not None:
         restored_state, problem = _rebuild_state(state, entry("state"))
         problems.append(problem)
-    if restore_rng and "rng" in payload:
+    if restore_rng:
         try:
             _check_rng_state(payload["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
@@ -493,12 +491,13 @@ def load_checkpoint(
     extra = payload.get("extra", {})
     if not isinstance(extra, dict):
         problems.append(f"its 'extra' entry is a {type(extra).__name__}, not a dict")
-    problem = next((p for p in problems if p is not None), None)
-    if problem is not None:
-        raise fail(problem)
+    return restored_state, next((p for p in problems if p is not None), None)
 
-    # 2. Apply; should anything still fail, put back what was there.
-    snapshot = _Snapshot(model, optimizer, scheduler, scaler, restore_rng and "rng" in payload)
+
+def _apply_payload(payload: dict[str, Any], objects: _Objects, restore_rng: bool) -> None:
+    """Loads the validated ``payload``; should anything still fail, puts back what was there."""
+    model, optimizer, scheduler, scaler = objects
+    snapshot = _Snapshot(model, optimizer, scheduler, scaler, restore_rng)
     try:
         if model is not None:
             model.load_state_dict(payload["model"])
@@ -510,9 +509,8 @@ def load_checkpoint(
             scheduler.load_state_dict(payload["scheduler"])
         if scaler is not None:
             scaler.load_state_dict(payload["scaler"])
-        if restore_rng and "rng" in payload:
+        if restore_rng:
             _set_rng_state(payload["rng"])
     except BaseException:
         snapshot.restore(model, optimizer, scheduler, scaler)
         raise
-    return Restored(restored_state, dict(extra))
