@@ -158,7 +158,9 @@ def test_an_infinite_bound_is_no_bound_everywhere(bound):
         assert with_inf.architecture == without.architecture and with_inf.alternatives == without.alternatives
     assert ef.select_architecture(logits, table, bound) == ef.best_architecture(logits)
     assert ef.validation_pick(logits, table, bound).architecture == ef.validation_pick(logits, None, None).architecture
-    evaluate = lambda a: float(sum(a))
+    def evaluate(a):
+        return float(sum(a))
+
     a = ef.evolution_search(key, evaluate, 2, table=table, max_latency=bound)
     b = ef.evolution_search(key, evaluate, 2, table=table, max_latency=None)
     assert a.architecture == b.architecture and a.best_scores == b.best_scores

@@ -85,7 +85,10 @@ def check_bound_value(value: Any, name: str = "max_latency", *, where: str = "")
             )
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where}{name} must be a real number, got {value!r} ({type(value).__name__}); a latency bound is a number or a one-element real tensor")
+        raise TypeError(
+            f"{where}{name} must be a real number, got {value!r} ({type(value).__name__}); "
+            "a latency bound is a number or a one-element real tensor"
+        )
     value = float(value)
     if math.isnan(value):
         raise ValueError(f"{where}{name} must be a number, not NaN (a latency bound; inf: none), got nan")
